@@ -1,0 +1,40 @@
+//! Storage for Harsha Mesh: the three database roles (`erp`, `gateway`,
+//! `sync`), the engine each may run on (chosen by the URL's scheme), pools
+//! tuned per engine, the embedded migrations of every role and engine, and
+//! the few SQL differences between engines (the [`ErpDialect`] trait).
+//!
+//! Service crates build their stores on [`ErpPool`] (MariaDB or SQLite) and
+//! write their SQL once; [`erp_dispatch!`] runs the same code against
+//! whichever engine the pool holds. Nothing here knows any service's tables.
+
+mod database;
+mod dialect;
+mod error;
+mod role;
+
+pub use database::{Database, ErpPool, Pool, PoolSettings};
+pub use dialect::ErpDialect;
+pub use error::StoreError;
+pub use role::{Engine, Role};
+
+/// Re-exported so that service crates use the same sqlx as the pools.
+pub use sqlx;
+
+/// Runs `$body` with `$pool` bound to the concrete pool inside an
+/// [`ErpPool`], once per engine, so a store writes its SQL and row handling
+/// once and the compiler checks it against both drivers.
+///
+/// ```ignore
+/// erp_dispatch!(&self.pool, pool => {
+///     sqlx::query("SELECT 1").execute(pool).await?;
+/// })
+/// ```
+#[macro_export]
+macro_rules! erp_dispatch {
+    ($erp:expr, $pool:ident => $body:expr) => {
+        match $erp {
+            $crate::ErpPool::MySql($pool) => $body,
+            $crate::ErpPool::Sqlite($pool) => $body,
+        }
+    };
+}
