@@ -10,6 +10,7 @@
 mod database;
 mod dialect;
 mod error;
+pub mod page;
 mod role;
 
 pub use database::{Database, ErpPool, Pool, PoolSettings};

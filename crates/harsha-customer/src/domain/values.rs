@@ -1,0 +1,216 @@
+//! Validated value types: each checks its input once, when built, so the
+//! rest of the service cannot hold an invalid one.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Why a value was refused; the caller names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+/// The longest name ERPNext stores in a `varchar(140)` column.
+const MAX_NAME: usize = 140;
+
+fn check_length(value: &str, max: usize, what: &str) -> Result<(), ValueError> {
+    if value.is_empty() {
+        return Err(ValueError(format!("{what} must not be empty")));
+    }
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(ValueError(format!("{what} is {chars} characters long; the limit is {max}")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ValueError(format!("{what} must not contain control characters")));
+    }
+    Ok(())
+}
+
+/// The `name` of an ERPNext document (a customer or a territory): 1 to 140
+/// characters, no control characters, no surrounding spaces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct DocName(String);
+
+impl DocName {
+    /// Checks and wraps a document name.
+    pub fn parse(value: &str) -> Result<Self, ValueError> {
+        check_length(value, MAX_NAME, "a name")?;
+        if value.trim() != value {
+            return Err(ValueError("a name must not start or end with spaces".into()));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DocName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A segment or price-tier code: 1 to 140 characters of `A-Z`, `0-9`, `-`
+/// and `_`. Lower-case letters are accepted and upper-cased, so `retail`
+/// and `RETAIL` are one code.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SegmentCode(String);
+
+impl SegmentCode {
+    /// Checks, upper-cases and wraps a code.
+    pub fn parse(value: &str) -> Result<Self, ValueError> {
+        check_length(value, MAX_NAME, "a code")?;
+        let code = value.to_ascii_uppercase();
+        if let Some(bad) = code
+            .chars()
+            .find(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+        {
+            return Err(ValueError(format!(
+                "a code may hold only letters, digits, '-' and '_', not {bad:?}"
+            )));
+        }
+        Ok(Self(code))
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SegmentCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A segment's display name: 1 to 140 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentName(String);
+
+impl SegmentName {
+    /// Trims, checks and wraps a display name.
+    pub fn parse(value: &str) -> Result<Self, ValueError> {
+        let value = value.trim();
+        check_length(value, MAX_NAME, "a segment name")?;
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free text of at most 1000 characters (may be empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Description(String);
+
+impl Description {
+    /// The longest description accepted.
+    pub const MAX: usize = 1000;
+
+    /// Trims, checks and wraps a description.
+    pub fn parse(value: &str) -> Result<Self, ValueError> {
+        let value = value.trim();
+        let chars = value.chars().count();
+        if chars > Self::MAX {
+            return Err(ValueError(format!(
+                "the description is {chars} characters long; the limit is {}",
+                Self::MAX
+            )));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A segment's rank, 0 to 1000; higher wins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Priority(i32);
+
+impl Priority {
+    /// Checks and wraps a priority.
+    pub fn new(value: i32) -> Result<Self, ValueError> {
+        if (0..=1000).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(ValueError(format!("priority must be between 0 and 1000, not {value}")))
+        }
+    }
+
+    /// The rank.
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// Who made a change, recorded as ERPNext's `owner` / `modified_by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor(String);
+
+impl Actor {
+    /// ERPNext's system user, for changes with no authenticated user.
+    pub fn system() -> Self {
+        Self("Administrator".into())
+    }
+
+    /// An actor named by the caller; an invalid name falls back to
+    /// [`Actor::system`] rather than failing the change.
+    pub fn named(name: &str) -> Self {
+        DocName::parse(name).map_or_else(|_| Self::system(), |name| Self(name.0))
+    }
+
+    /// The user's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_upper_cased_and_restricted() {
+        assert_eq!(SegmentCode::parse("retail-b2c").map(|c| c.0), Ok("RETAIL-B2C".into()));
+        assert!(SegmentCode::parse("").is_err());
+        assert!(SegmentCode::parse("RE TAIL").is_err());
+        assert!(SegmentCode::parse("ÉLITE").is_err());
+        assert!(SegmentCode::parse(&"A".repeat(141)).is_err());
+        assert!(SegmentCode::parse(&"A".repeat(140)).is_ok());
+    }
+
+    #[test]
+    fn names_refuse_padding_and_control_characters() {
+        assert!(DocName::parse("CUST-0001").is_ok());
+        assert!(DocName::parse("Sweet Treats Pvt. Ltd.").is_ok());
+        assert!(DocName::parse(" CUST").is_err());
+        assert!(DocName::parse("a\nb").is_err());
+        assert!(DocName::parse("").is_err());
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded_by_characters_not_bytes() {
+        assert_eq!(SegmentName::parse("  Festival Buyers ").map(|n| n.0), Ok("Festival Buyers".into()));
+        assert!(SegmentName::parse("   ").is_err());
+        assert!(SegmentName::parse(&"मिठाई".repeat(28)).is_ok());
+        assert!(SegmentName::parse(&"x".repeat(141)).is_err());
+        assert!(Description::parse(&"x".repeat(1001)).is_err());
+    }
+
+    #[test]
+    fn priority_is_bounded() {
+        assert!(Priority::new(-1).is_err());
+        assert!(Priority::new(1001).is_err());
+        assert_eq!(Priority::new(1000).map(Priority::get), Ok(1000));
+    }
+}

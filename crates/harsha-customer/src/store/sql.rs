@@ -1,0 +1,778 @@
+//! [`SqlCustomerStore`]: the Customer store on MariaDB and SQLite.
+//!
+//! The SQL is written once, in the subset both engines accept; the only
+//! engine-specific parts come from [`ErpDialect`]: how a write transaction
+//! starts and how the customer row is locked. Every write first locks the
+//! customer (or the record) it changes, so concurrent changes to one
+//! customer are serialised; the unique keys on open-ended primaries back
+//! that up inside the database.
+
+use chrono::{NaiveDate, NaiveDateTime, SubsecRound, Utc};
+use harsha_store::{
+    erp_dispatch,
+    page::Page,
+    ErpDialect, ErpPool,
+};
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+use uuid::Uuid;
+
+use super::{
+    rows::{AssignmentRow, CustomerRow, CustomerSegmentRow, MappingRow, SegmentRow},
+    CustomerStore, Replaced,
+};
+use crate::{
+    domain::{
+        plan_replacement, Actor, Assignment, EffectiveRange, AssignmentStatus, CoverageType, CustomerProfile, CustomerSegment,
+        DocName, NewAssignment, NewSegment, NewTerritoryMapping, RangeChange, Segment, SegmentCode,
+        SegmentPatch, SegmentStatus, TerritoryMapping,
+    },
+    CustomerError,
+};
+
+/// The service name recorded as the source of outbox events.
+const SOURCE_SERVICE: &str = "customer";
+
+macro_rules! segment_columns {
+    () => {
+        "`name`, `segment_name`, `description`, `status`, `service_level`, `priority`, `price_tier`, `creation`, `modified`"
+    };
+}
+
+macro_rules! assignment_columns {
+    () => {
+        "`name`, `customer`, `segment`, `is_primary`, `effective_from`, `effective_to`, `status`, `creation`, `modified`"
+    };
+}
+
+macro_rules! mapping_columns {
+    () => {
+        "`name`, `customer`, `territory`, `coverage_type`, `effective_from`, `effective_to`, `price_tier`, \
+         `service_level`, `status`, `creation`, `modified`"
+    };
+}
+
+/// Assignments joined with their segments.
+macro_rules! customer_segment_select {
+    () => {
+        "SELECT a.`name`, a.`customer`, a.`segment`, a.`is_primary`, a.`effective_from`, a.`effective_to`, \
+         a.`status`, a.`creation`, a.`modified`, s.`segment_name` AS s_segment_name, \
+         s.`description` AS s_description, s.`status` AS s_status, s.`service_level` AS s_service_level, \
+         s.`priority` AS s_priority, s.`price_tier` AS s_price_tier, s.`creation` AS s_creation, \
+         s.`modified` AS s_modified \
+         FROM `tabHD Customer Segment Assignment` a \
+         JOIN `tabHD Customer Segment` s ON s.`name` = a.`segment` "
+    };
+}
+
+const SELECT_CUSTOMER: &str =
+    "SELECT `name`, `customer_name`, `customer_group`, `disabled` FROM `tabCustomer` WHERE `name` = ?";
+const SELECT_SEGMENT: &str = concat!("SELECT ", segment_columns!(), " FROM `tabHD Customer Segment` WHERE `name` = ?");
+const LIST_SEGMENTS: &str = concat!(
+    "SELECT ",
+    segment_columns!(),
+    " FROM `tabHD Customer Segment` WHERE (? IS NULL OR `status` = ?) AND `name` > ? ORDER BY `name` LIMIT ?"
+);
+const INSERT_SEGMENT: &str = "INSERT INTO `tabHD Customer Segment` (`name`, `creation`, `modified`, `modified_by`, \
+     `owner`, `segment_name`, `description`, `status`, `service_level`, `priority`, `price_tier`) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const UPDATE_SEGMENT: &str = "UPDATE `tabHD Customer Segment` SET `segment_name` = ?, `description` = ?, \
+     `status` = ?, `service_level` = ?, `priority` = ?, `price_tier` = ?, `modified` = ?, `modified_by` = ? \
+     WHERE `name` = ?";
+
+const SELECT_ASSIGNMENT: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM `tabHD Customer Segment Assignment` WHERE `name` = ?"
+);
+/// Active assignments that a new one from `?` could conflict with: primaries
+/// (when the new one is primary) and the same segment, not ended by then.
+const CONFLICTING_ASSIGNMENTS: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM `tabHD Customer Segment Assignment` WHERE `customer` = ? AND `status` = 'Active' \
+     AND ((`is_primary` = 1 AND ? = 1) OR `segment` = ?) \
+     AND (`effective_to` IS NULL OR `effective_to` > ?) ORDER BY `effective_from`, `name`"
+);
+const INSERT_ASSIGNMENT: &str = "INSERT INTO `tabHD Customer Segment Assignment` (`name`, `creation`, `modified`, \
+     `modified_by`, `owner`, `customer`, `segment`, `is_primary`, `effective_from`, `effective_to`, `status`) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const END_ASSIGNMENT: &str = "UPDATE `tabHD Customer Segment Assignment` SET `effective_to` = ?, `status` = ?, \
+     `modified` = ?, `modified_by` = ? WHERE `name` = ?";
+const SEGMENTS_AS_OF: &str = concat!(
+    customer_segment_select!(),
+    "WHERE a.`customer` = ? AND a.`status` = 'Active' AND a.`effective_from` <= ? \
+     AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
+     ORDER BY a.`is_primary` DESC, s.`priority` DESC, a.`segment`"
+);
+const PRIMARY_AS_OF: &str = concat!(
+    customer_segment_select!(),
+    "WHERE a.`customer` = ? AND a.`is_primary` = 1 AND a.`status` = 'Active' AND a.`effective_from` <= ? \
+     AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
+     ORDER BY a.`effective_from` DESC LIMIT 1"
+);
+const ASSIGNMENT_HISTORY: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM `tabHD Customer Segment Assignment` WHERE `customer` = ? \
+     AND (? IS NULL OR `effective_from` < ? OR (`effective_from` = ? AND `name` < ?)) \
+     ORDER BY `effective_from` DESC, `name` DESC LIMIT ?"
+);
+const SEGMENT_MEMBERS: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM `tabHD Customer Segment Assignment` WHERE `segment` = ? AND `status` = 'Active' \
+     AND `effective_from` <= ? AND (`effective_to` IS NULL OR `effective_to` > ?) \
+     AND (? = 0 OR `is_primary` = 1) \
+     AND (? IS NULL OR `customer` > ? OR (`customer` = ? AND `name` > ?)) \
+     ORDER BY `customer`, `name` LIMIT ?"
+);
+
+const TERRITORY_EXISTS: &str = "SELECT `name` FROM `tabTerritory` WHERE `name` = ?";
+const SELECT_MAPPING: &str = concat!(
+    "SELECT ",
+    mapping_columns!(),
+    " FROM `tabHD Customer Territory Mapping` WHERE `name` = ?"
+);
+const CONFLICTING_MAPPINGS: &str = concat!(
+    "SELECT ",
+    mapping_columns!(),
+    " FROM `tabHD Customer Territory Mapping` WHERE `customer` = ? AND `status` = 'Active' \
+     AND ((`coverage_type` = 'Primary' AND ? = 1) OR `territory` = ?) \
+     AND (`effective_to` IS NULL OR `effective_to` > ?) ORDER BY `effective_from`, `name`"
+);
+const INSERT_MAPPING: &str = "INSERT INTO `tabHD Customer Territory Mapping` (`name`, `creation`, `modified`, \
+     `modified_by`, `owner`, `customer`, `territory`, `coverage_type`, `effective_from`, `effective_to`, \
+     `price_tier`, `service_level`, `status`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const END_MAPPING: &str = "UPDATE `tabHD Customer Territory Mapping` SET `effective_to` = ?, `status` = ?, \
+     `modified` = ?, `modified_by` = ? WHERE `name` = ?";
+const TERRITORIES_AS_OF: &str = concat!(
+    "SELECT ",
+    mapping_columns!(),
+    " FROM `tabHD Customer Territory Mapping` WHERE `customer` = ? AND `status` = 'Active' \
+     AND `effective_from` <= ? AND (`effective_to` IS NULL OR `effective_to` > ?) \
+     ORDER BY CASE `coverage_type` WHEN 'Primary' THEN 0 WHEN 'Secondary' THEN 1 ELSE 2 END, `territory`"
+);
+
+const INSERT_OUTBOX: &str = "INSERT INTO `tabHD Sync Outbox` (`name`, `creation`, `modified`, `modified_by`, \
+     `owner`, `source_service`, `entity_type`, `entity_name`, `event_type`, `payload`, `occurred_at`) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Writes one outbox event inside the open transaction `$tx`.
+macro_rules! record_event {
+    ($tx:expr, $now:expr, $actor:expr, $entity_type:expr, $entity_name:expr, $event_type:expr, $payload:expr) => {
+        sqlx::query(INSERT_OUTBOX)
+            .bind(Uuid::now_v7().to_string())
+            .bind($now)
+            .bind($now)
+            .bind($actor.as_str())
+            .bind($actor.as_str())
+            .bind(SOURCE_SERVICE)
+            .bind($entity_type)
+            .bind($entity_name)
+            .bind($event_type)
+            .bind(event_payload($payload))
+            .bind($now)
+            .execute(&mut *$tx)
+            .await
+    };
+}
+
+/// Reads and locks the customer row for the rest of the transaction `$tx`;
+/// returns early unless the customer exists and is enabled.
+macro_rules! lock_active_customer {
+    ($tx:expr, $pool:expr, $customer:expr) => {{
+        let row: Option<CustomerRow> =
+            sqlx::query_as(AssertSqlSafe(format!("{SELECT_CUSTOMER}{}", $pool.for_update())))
+                .bind($customer.as_str())
+                .fetch_optional(&mut *$tx)
+                .await?;
+        let row = row.ok_or_else(|| CustomerError::CustomerNotFound($customer.to_string()))?;
+        if row.disabled != 0 {
+            return Err(CustomerError::CustomerDisabled($customer.to_string()));
+        }
+        row
+    }};
+}
+
+/// Reads the customer row on `$conn`; returns early when there is none.
+macro_rules! require_customer {
+    ($conn:expr, $customer:expr) => {{
+        let row: Option<CustomerRow> = sqlx::query_as(SELECT_CUSTOMER)
+            .bind($customer.as_str())
+            .fetch_optional(&mut *$conn)
+            .await?;
+        row.ok_or_else(|| CustomerError::CustomerNotFound($customer.to_string()))?
+    }};
+}
+
+/// The current time as stored: UTC, to the microsecond (MariaDB's
+/// `datetime(6)`), so what a write returns equals what a read returns.
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+fn event_payload(value: &impl Serialize) -> String {
+    // Domain types serialise to JSON without failure (no maps with
+    // non-string keys, no floats).
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn decode<R, T>(rows: Vec<R>) -> Result<Vec<T>, CustomerError>
+where
+    T: TryFrom<R, Error = CustomerError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// The Customer store on an `erp` database.
+#[derive(Debug, Clone)]
+pub struct SqlCustomerStore {
+    pool: ErpPool,
+}
+
+impl SqlCustomerStore {
+    /// A store on `pool`, whose database must be migrated.
+    pub fn new(pool: ErpPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl CustomerStore for SqlCustomerStore {
+    #[tracing::instrument(name = "store.create_segment", skip_all, fields(code = %segment.code))]
+    async fn create_segment(&self, segment: NewSegment, actor: &Actor) -> Result<Segment, CustomerError> {
+        let at = now();
+        let created = Segment {
+            code: segment.code,
+            segment_name: segment.segment_name,
+            description: segment.description,
+            status: SegmentStatus::Active,
+            service_level: segment.service_level,
+            priority: segment.priority,
+            price_tier: segment.price_tier,
+            created: at,
+            modified: at,
+        };
+        erp_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let inserted = sqlx::query(INSERT_SEGMENT)
+                .bind(created.code.as_str())
+                .bind(at)
+                .bind(at)
+                .bind(actor.as_str())
+                .bind(actor.as_str())
+                .bind(created.segment_name.as_str())
+                .bind(created.description.as_str())
+                .bind(created.status.as_str())
+                .bind(created.service_level.as_str())
+                .bind(created.priority.get())
+                .bind(created.price_tier.as_ref().map(SegmentCode::as_str))
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(CustomerError::SegmentExists(created.code.to_string()));
+                }
+                other => other?,
+            };
+            record_event!(tx, at, actor, "Segment", created.code.as_str(), "customer.segment.created", &created)?;
+            tx.commit().await?;
+        });
+        Ok(created)
+    }
+
+    #[tracing::instrument(name = "store.segment", skip_all, fields(code = %code))]
+    async fn segment(&self, code: &SegmentCode) -> Result<Segment, CustomerError> {
+        let row: Option<SegmentRow> = erp_dispatch!(&self.pool, pool => {
+            sqlx::query_as(SELECT_SEGMENT).bind(code.as_str()).fetch_optional(pool).await?
+        });
+        row.ok_or_else(|| CustomerError::SegmentNotFound(code.to_string()))?.try_into()
+    }
+
+    #[tracing::instrument(name = "store.list_segments", skip_all)]
+    async fn list_segments(
+        &self,
+        status: Option<SegmentStatus>,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<Segment>, CustomerError> {
+        let after: String = harsha_store::page::decode_token(page_token)?.unwrap_or_default();
+        let status = status.map(SegmentStatus::as_str);
+        let rows: Vec<SegmentRow> = erp_dispatch!(&self.pool, pool => {
+            sqlx::query_as(LIST_SEGMENTS)
+                .bind(status)
+                .bind(status)
+                .bind(&after)
+                .bind(i64::from(page_size) + 1)
+                .fetch_all(pool)
+                .await?
+        });
+        Page::from_rows(rows, page_size, |row| row.name.clone()).try_map(Segment::try_from)
+    }
+
+    #[tracing::instrument(name = "store.update_segment", skip_all, fields(code = %code))]
+    async fn update_segment(
+        &self,
+        code: &SegmentCode,
+        patch: SegmentPatch,
+        actor: &Actor,
+    ) -> Result<Segment, CustomerError> {
+        self.change_segment(code, actor, "customer.segment.updated", |segment| {
+            patch.apply_to(segment);
+            true
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "store.set_segment_status", skip_all, fields(code = %code, status = status.as_str()))]
+    async fn set_segment_status(
+        &self,
+        code: &SegmentCode,
+        status: SegmentStatus,
+        actor: &Actor,
+    ) -> Result<Segment, CustomerError> {
+        let event = match status {
+            SegmentStatus::Active => "customer.segment.activated",
+            SegmentStatus::Inactive => "customer.segment.deactivated",
+        };
+        self.change_segment(code, actor, event, |segment| {
+            let changed = segment.status != status;
+            segment.status = status;
+            changed
+        })
+        .await
+    }
+
+    #[tracing::instrument(
+        name = "store.assign_segment",
+        skip_all,
+        fields(customer = %new.customer, segment = %new.segment, primary = new.is_primary)
+    )]
+    async fn assign_segment(&self, new: NewAssignment, actor: &Actor) -> Result<Replaced<Assignment>, CustomerError> {
+        let at = now();
+        let id = Uuid::now_v7().to_string();
+        erp_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            lock_active_customer!(tx, pool, &new.customer);
+            let segment: Option<SegmentRow> =
+                sqlx::query_as(SELECT_SEGMENT).bind(new.segment.as_str()).fetch_optional(&mut *tx).await?;
+            let segment = Segment::try_from(segment.ok_or_else(|| CustomerError::SegmentNotFound(new.segment.to_string()))?)?;
+            if segment.status != SegmentStatus::Active {
+                return Err(CustomerError::SegmentInactive(segment.code.to_string()));
+            }
+            let conflicting: Vec<AssignmentRow> = sqlx::query_as(CONFLICTING_ASSIGNMENTS)
+                .bind(new.customer.as_str())
+                .bind(i32::from(new.is_primary))
+                .bind(new.segment.as_str())
+                .bind(new.range.from())
+                .fetch_all(&mut *tx)
+                .await?;
+            let conflicting: Vec<Assignment> = decode(conflicting)?;
+            let plan = plan_replacement(new.range, conflicting.iter().map(|a| (a.id.as_str(), a.range)));
+            let mut replaced = Vec::with_capacity(plan.changes.len());
+            for change in plan.changes {
+                let (changed_id, effective_to, status) = match change {
+                    RangeChange::End { id, effective_to } => (id, effective_to, AssignmentStatus::Active),
+                    RangeChange::Supersede { id, effective_to } => (id, effective_to, AssignmentStatus::Superseded),
+                };
+                sqlx::query(END_ASSIGNMENT)
+                    .bind(effective_to)
+                    .bind(status.as_str())
+                    .bind(at)
+                    .bind(actor.as_str())
+                    .bind(&changed_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(mut earlier) = conflicting.iter().find(|a| a.id == changed_id).cloned() {
+                    earlier.range = EffectiveRange::stored(earlier.range.from(), Some(effective_to));
+                    earlier.status = status;
+                    earlier.modified = at;
+                    record_event!(tx, at, actor, "SegmentAssignment", earlier.id.as_str(),
+                        "customer.segment_assignment.replaced", &earlier)?;
+                    replaced.push(earlier);
+                }
+            }
+            let created = Assignment {
+                id,
+                customer: new.customer,
+                segment: new.segment,
+                is_primary: new.is_primary,
+                range: plan.range,
+                status: AssignmentStatus::Active,
+                created: at,
+                modified: at,
+            };
+            sqlx::query(INSERT_ASSIGNMENT)
+                .bind(&created.id)
+                .bind(at)
+                .bind(at)
+                .bind(actor.as_str())
+                .bind(actor.as_str())
+                .bind(created.customer.as_str())
+                .bind(created.segment.as_str())
+                .bind(i32::from(created.is_primary))
+                .bind(created.range.from())
+                .bind(created.range.to())
+                .bind(created.status.as_str())
+                .execute(&mut *tx)
+                .await?;
+            record_event!(tx, at, actor, "SegmentAssignment", created.id.as_str(),
+                "customer.segment_assignment.created", &created)?;
+            tx.commit().await?;
+            Ok(Replaced { created, replaced })
+        })
+    }
+
+    #[tracing::instrument(name = "store.end_assignment", skip_all, fields(assignment = id))]
+    async fn end_assignment(
+        &self,
+        id: &str,
+        effective_to: NaiveDate,
+        actor: &Actor,
+    ) -> Result<Assignment, CustomerError> {
+        let at = now();
+        erp_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let row: Option<AssignmentRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_ASSIGNMENT}{}", pool.for_update())))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut assignment = Assignment::try_from(row.ok_or_else(|| CustomerError::AssignmentNotFound(id.to_owned()))?)?;
+            let (range, status) = shortened(assignment.range, assignment.status, effective_to, "assignment")?;
+            sqlx::query(END_ASSIGNMENT)
+                .bind(effective_to)
+                .bind(status.as_str())
+                .bind(at)
+                .bind(actor.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            assignment.range = range;
+            assignment.status = status;
+            assignment.modified = at;
+            record_event!(tx, at, actor, "SegmentAssignment", id, "customer.segment_assignment.ended", &assignment)?;
+            tx.commit().await?;
+            Ok(assignment)
+        })
+    }
+
+    #[tracing::instrument(name = "store.customer_segments", skip_all, fields(customer = %customer, %as_of))]
+    async fn customer_segments(
+        &self,
+        customer: &DocName,
+        as_of: NaiveDate,
+    ) -> Result<Vec<CustomerSegment>, CustomerError> {
+        let rows: Vec<CustomerSegmentRow> = erp_dispatch!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            require_customer!(conn, customer);
+            sqlx::query_as(SEGMENTS_AS_OF).bind(customer.as_str()).bind(as_of).bind(as_of).fetch_all(&mut *conn).await?
+        });
+        decode(rows)
+    }
+
+    #[tracing::instrument(name = "store.primary_segment", skip_all, fields(customer = %customer, %as_of))]
+    async fn primary_segment(
+        &self,
+        customer: &DocName,
+        as_of: NaiveDate,
+    ) -> Result<Option<CustomerSegment>, CustomerError> {
+        let row: Option<CustomerSegmentRow> = erp_dispatch!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            require_customer!(conn, customer);
+            sqlx::query_as(PRIMARY_AS_OF).bind(customer.as_str()).bind(as_of).bind(as_of).fetch_optional(&mut *conn).await?
+        });
+        row.map(CustomerSegment::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "store.assignment_history", skip_all, fields(customer = %customer))]
+    async fn assignment_history(
+        &self,
+        customer: &DocName,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<Assignment>, CustomerError> {
+        let after: Option<(NaiveDate, String)> = harsha_store::page::decode_token(page_token)?;
+        let (after_date, after_name) = after.map_or((None, None), |(d, n)| (Some(d), Some(n)));
+        let rows: Vec<AssignmentRow> = erp_dispatch!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            require_customer!(conn, customer);
+            sqlx::query_as(ASSIGNMENT_HISTORY)
+                .bind(customer.as_str())
+                .bind(after_date)
+                .bind(after_date)
+                .bind(after_date)
+                .bind(after_name.as_deref())
+                .bind(i64::from(page_size) + 1)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Page::from_rows(rows, page_size, |row| (row.effective_from, row.name.clone())).try_map(Assignment::try_from)
+    }
+
+    #[tracing::instrument(name = "store.segment_customers", skip_all, fields(segment = %code, %as_of))]
+    async fn segment_customers(
+        &self,
+        code: &SegmentCode,
+        as_of: NaiveDate,
+        primary_only: bool,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<Assignment>, CustomerError> {
+        let after: Option<(String, String)> = harsha_store::page::decode_token(page_token)?;
+        let (after_customer, after_name) = after.map_or((None, None), |(c, n)| (Some(c), Some(n)));
+        let rows: Vec<AssignmentRow> = erp_dispatch!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            let segment: Option<SegmentRow> = sqlx::query_as(SELECT_SEGMENT).bind(code.as_str()).fetch_optional(&mut *conn).await?;
+            if segment.is_none() {
+                return Err(CustomerError::SegmentNotFound(code.to_string()));
+            }
+            sqlx::query_as(SEGMENT_MEMBERS)
+                .bind(code.as_str())
+                .bind(as_of)
+                .bind(as_of)
+                .bind(i32::from(primary_only))
+                .bind(after_customer.as_deref())
+                .bind(after_customer.as_deref())
+                .bind(after_customer.as_deref())
+                .bind(after_name.as_deref())
+                .bind(i64::from(page_size) + 1)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Page::from_rows(rows, page_size, |row| (row.customer.clone(), row.name.clone())).try_map(Assignment::try_from)
+    }
+
+    #[tracing::instrument(
+        name = "store.map_territory",
+        skip_all,
+        fields(customer = %new.customer, territory = %new.territory, coverage = new.coverage.as_str())
+    )]
+    async fn map_territory(
+        &self,
+        new: NewTerritoryMapping,
+        actor: &Actor,
+    ) -> Result<Replaced<TerritoryMapping>, CustomerError> {
+        let at = now();
+        let id = Uuid::now_v7().to_string();
+        let is_primary = new.coverage == CoverageType::Primary;
+        erp_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            lock_active_customer!(tx, pool, &new.customer);
+            let territory: Option<(String,)> =
+                sqlx::query_as(TERRITORY_EXISTS).bind(new.territory.as_str()).fetch_optional(&mut *tx).await?;
+            if territory.is_none() {
+                return Err(CustomerError::TerritoryNotFound(new.territory.to_string()));
+            }
+            let conflicting: Vec<MappingRow> = sqlx::query_as(CONFLICTING_MAPPINGS)
+                .bind(new.customer.as_str())
+                .bind(i32::from(is_primary))
+                .bind(new.territory.as_str())
+                .bind(new.range.from())
+                .fetch_all(&mut *tx)
+                .await?;
+            let conflicting: Vec<TerritoryMapping> = decode(conflicting)?;
+            let plan = plan_replacement(new.range, conflicting.iter().map(|m| (m.id.as_str(), m.range)));
+            let mut replaced = Vec::with_capacity(plan.changes.len());
+            for change in plan.changes {
+                let (changed_id, effective_to, status) = match change {
+                    RangeChange::End { id, effective_to } => (id, effective_to, AssignmentStatus::Active),
+                    RangeChange::Supersede { id, effective_to } => (id, effective_to, AssignmentStatus::Superseded),
+                };
+                sqlx::query(END_MAPPING)
+                    .bind(effective_to)
+                    .bind(status.as_str())
+                    .bind(at)
+                    .bind(actor.as_str())
+                    .bind(&changed_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(mut earlier) = conflicting.iter().find(|m| m.id == changed_id).cloned() {
+                    earlier.range = EffectiveRange::stored(earlier.range.from(), Some(effective_to));
+                    earlier.status = status;
+                    earlier.modified = at;
+                    record_event!(tx, at, actor, "TerritoryMapping", earlier.id.as_str(),
+                        "customer.territory_mapping.replaced", &earlier)?;
+                    replaced.push(earlier);
+                }
+            }
+            let created = TerritoryMapping {
+                id,
+                customer: new.customer,
+                territory: new.territory,
+                coverage: new.coverage,
+                range: plan.range,
+                price_tier: new.price_tier,
+                service_level: new.service_level,
+                status: AssignmentStatus::Active,
+                created: at,
+                modified: at,
+            };
+            sqlx::query(INSERT_MAPPING)
+                .bind(&created.id)
+                .bind(at)
+                .bind(at)
+                .bind(actor.as_str())
+                .bind(actor.as_str())
+                .bind(created.customer.as_str())
+                .bind(created.territory.as_str())
+                .bind(created.coverage.as_str())
+                .bind(created.range.from())
+                .bind(created.range.to())
+                .bind(created.price_tier.as_ref().map(SegmentCode::as_str))
+                .bind(created.service_level.map(|l| l.as_str()))
+                .bind(created.status.as_str())
+                .execute(&mut *tx)
+                .await?;
+            record_event!(tx, at, actor, "TerritoryMapping", created.id.as_str(),
+                "customer.territory_mapping.created", &created)?;
+            tx.commit().await?;
+            Ok(Replaced { created, replaced })
+        })
+    }
+
+    #[tracing::instrument(name = "store.end_territory_mapping", skip_all, fields(mapping = id))]
+    async fn end_territory_mapping(
+        &self,
+        id: &str,
+        effective_to: NaiveDate,
+        actor: &Actor,
+    ) -> Result<TerritoryMapping, CustomerError> {
+        let at = now();
+        erp_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let row: Option<MappingRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_MAPPING}{}", pool.for_update())))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut mapping = TerritoryMapping::try_from(row.ok_or_else(|| CustomerError::MappingNotFound(id.to_owned()))?)?;
+            let (range, status) = shortened(mapping.range, mapping.status, effective_to, "territory mapping")?;
+            sqlx::query(END_MAPPING)
+                .bind(effective_to)
+                .bind(status.as_str())
+                .bind(at)
+                .bind(actor.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            mapping.range = range;
+            mapping.status = status;
+            mapping.modified = at;
+            record_event!(tx, at, actor, "TerritoryMapping", id, "customer.territory_mapping.ended", &mapping)?;
+            tx.commit().await?;
+            Ok(mapping)
+        })
+    }
+
+    #[tracing::instrument(name = "store.customer_territories", skip_all, fields(customer = %customer, %as_of))]
+    async fn customer_territories(
+        &self,
+        customer: &DocName,
+        as_of: NaiveDate,
+    ) -> Result<Vec<TerritoryMapping>, CustomerError> {
+        let rows: Vec<MappingRow> = erp_dispatch!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            require_customer!(conn, customer);
+            sqlx::query_as(TERRITORIES_AS_OF).bind(customer.as_str()).bind(as_of).bind(as_of).fetch_all(&mut *conn).await?
+        });
+        decode(rows)
+    }
+
+    #[tracing::instrument(name = "store.profile", skip_all, fields(customer = %customer, %as_of))]
+    async fn profile(&self, customer: &DocName, as_of: NaiveDate) -> Result<CustomerProfile, CustomerError> {
+        let (found, segments, territories): (CustomerRow, Vec<CustomerSegmentRow>, Vec<MappingRow>) =
+            erp_dispatch!(&self.pool, pool => {
+                let mut conn = pool.acquire().await?;
+                let found = require_customer!(conn, customer);
+                let segments = sqlx::query_as(SEGMENTS_AS_OF)
+                    .bind(customer.as_str())
+                    .bind(as_of)
+                    .bind(as_of)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let territories = sqlx::query_as(TERRITORIES_AS_OF)
+                    .bind(customer.as_str())
+                    .bind(as_of)
+                    .bind(as_of)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                (found, segments, territories)
+            });
+        Ok(CustomerProfile::resolve(found.try_into()?, as_of, decode(segments)?, decode(territories)?))
+    }
+}
+
+impl SqlCustomerStore {
+    /// Locks a segment, lets `change` edit it (returning whether anything
+    /// changed), and writes it back with an event when it did.
+    async fn change_segment(
+        &self,
+        code: &SegmentCode,
+        actor: &Actor,
+        event_type: &str,
+        change: impl FnOnce(&mut Segment) -> bool + Send,
+    ) -> Result<Segment, CustomerError> {
+        let at = now();
+        erp_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let row: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_SEGMENT}{}", pool.for_update())))
+                .bind(code.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut segment = Segment::try_from(row.ok_or_else(|| CustomerError::SegmentNotFound(code.to_string()))?)?;
+            if !change(&mut segment) {
+                return Ok(segment);
+            }
+            segment.modified = at;
+            sqlx::query(UPDATE_SEGMENT)
+                .bind(segment.segment_name.as_str())
+                .bind(segment.description.as_str())
+                .bind(segment.status.as_str())
+                .bind(segment.service_level.as_str())
+                .bind(segment.priority.get())
+                .bind(segment.price_tier.as_ref().map(SegmentCode::as_str))
+                .bind(at)
+                .bind(actor.as_str())
+                .bind(code.as_str())
+                .execute(&mut *tx)
+                .await?;
+            record_event!(tx, at, actor, "Segment", code.as_str(), event_type, &segment)?;
+            tx.commit().await?;
+            Ok(segment)
+        })
+    }
+}
+
+/// The range and status of a record ended at `effective_to`: it may only be
+/// shortened, not reopened; ending it on its first day supersedes it.
+fn shortened(
+    range: EffectiveRange,
+    status: AssignmentStatus,
+    effective_to: NaiveDate,
+    what: &str,
+) -> Result<(EffectiveRange, AssignmentStatus), CustomerError> {
+    if status == AssignmentStatus::Superseded {
+        return Err(CustomerError::FailedPrecondition(format!(
+            "the {what} was superseded and is not in force"
+        )));
+    }
+    if effective_to < range.from() {
+        return Err(CustomerError::invalid(
+            "effective_to",
+            format!("{effective_to} is before the {what}'s effective_from ({})", range.from()),
+        ));
+    }
+    if let Some(current) = range.to() {
+        if effective_to > current {
+            return Err(CustomerError::FailedPrecondition(format!(
+                "the {what} already ends on {current}; a range can only be shortened"
+            )));
+        }
+    }
+    let status = if effective_to == range.from() {
+        AssignmentStatus::Superseded
+    } else {
+        AssignmentStatus::Active
+    };
+    Ok((EffectiveRange::stored(range.from(), Some(effective_to)), status))
+}
