@@ -10,6 +10,7 @@
 mod database;
 mod dialect;
 mod error;
+pub mod erpnext;
 pub mod page;
 mod role;
 

@@ -2,32 +2,27 @@
 //! customers and territories, inserted straight into the stand-in tables.
 #![allow(clippy::expect_used)]
 
-use harsha_store::{erp_dispatch, Database};
-
-const INSERT_CUSTOMER: &str = "INSERT INTO `tabCustomer` (`name`, `creation`, `modified`, `modified_by`, `owner`, \
-     `customer_name`, `customer_group`, `territory`, `disabled`) \
-     VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, ?, ?, ?)";
-const INSERT_TERRITORY: &str = "INSERT INTO `tabTerritory` (`name`, `creation`, `modified`, `modified_by`, `owner`, \
-     `territory_name`, `parent_territory`, `is_group`) \
-     VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, ?, 0)";
+use harsha_store::{
+    erp_dispatch,
+    erpnext::{self, StandInCustomer},
+    Database,
+};
 
 /// Inserts an ERPNext customer.
 ///
 /// # Panics
 /// When the insert fails.
 pub async fn customer(db: &Database, name: &str, customer_name: &str, group: &str, disabled: bool) {
-    let pool = db.erp_pool().expect("an erp database");
-    erp_dispatch!(&pool, pool => {
-        sqlx::query(INSERT_CUSTOMER)
-            .bind(name)
-            .bind(customer_name)
-            .bind(group)
-            .bind("India")
-            .bind(i32::from(disabled))
-            .execute(pool)
-            .await
-            .expect("insert customer");
-    });
+    let customer = StandInCustomer {
+        name,
+        customer_name,
+        customer_group: group,
+        territory: "India",
+        disabled,
+    };
+    erpnext::insert_customer(&db.erp_pool().expect("an erp database"), customer)
+        .await
+        .expect("insert customer");
 }
 
 /// Inserts an ERPNext territory under `parent`.
@@ -35,19 +30,12 @@ pub async fn customer(db: &Database, name: &str, customer_name: &str, group: &st
 /// # Panics
 /// When the insert fails.
 pub async fn territory(db: &Database, name: &str, parent: &str) {
-    let pool = db.erp_pool().expect("an erp database");
-    erp_dispatch!(&pool, pool => {
-        sqlx::query(INSERT_TERRITORY)
-            .bind(name)
-            .bind(name)
-            .bind(parent)
-            .execute(pool)
-            .await
-            .expect("insert territory");
-    });
+    erpnext::insert_territory(&db.erp_pool().expect("an erp database"), name, parent, false)
+        .await
+        .expect("insert territory");
 }
 
-/// Counts the outbox events recorded for one entity.
+/// The outbox event types recorded for one entity, oldest first.
 ///
 /// # Panics
 /// When the query fails.

@@ -34,7 +34,7 @@ impl EffectiveRange {
     pub fn new(from: NaiveDate, to: Option<NaiveDate>) -> Result<Self, ValueError> {
         match to {
             Some(to) if to <= from => Err(ValueError(format!(
-                "effective_to ({to}) must be after effective_from ({from})"
+                "{to} is not after effective_from ({from})"
             ))),
             _ => Ok(Self { from, to }),
         }

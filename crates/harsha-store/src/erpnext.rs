@@ -1,0 +1,57 @@
+//! Rows of ERPNext's own tables (`tabCustomer`, `tabTerritory`) for the
+//! embedded database, where ERPNext is absent: demo data and tests insert
+//! customers and territories through these. Against a real ERPNext
+//! database, ERPNext owns these rows and nothing here should be called.
+
+use crate::{erp_dispatch, ErpPool};
+
+const INSERT_CUSTOMER: &str = "INSERT INTO `tabCustomer` (`name`, `creation`, `modified`, `modified_by`, `owner`, \
+     `customer_name`, `customer_group`, `territory`, `disabled`) \
+     VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, ?, ?, ?)";
+const INSERT_TERRITORY: &str = "INSERT INTO `tabTerritory` (`name`, `creation`, `modified`, `modified_by`, `owner`, \
+     `territory_name`, `parent_territory`, `is_group`) \
+     VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, ?, ?)";
+
+/// An ERPNext customer's fields, as the stand-in table keeps them.
+#[derive(Debug, Clone, Copy)]
+pub struct StandInCustomer<'a> {
+    /// The document name (e.g. `CUST-0001`).
+    pub name: &'a str,
+    /// Display name.
+    pub customer_name: &'a str,
+    /// ERPNext customer group.
+    pub customer_group: &'a str,
+    /// ERPNext territory.
+    pub territory: &'a str,
+    /// Whether the customer is disabled.
+    pub disabled: bool,
+}
+
+/// Inserts a customer into `tabCustomer`.
+pub async fn insert_customer(pool: &ErpPool, customer: StandInCustomer<'_>) -> Result<(), sqlx::Error> {
+    erp_dispatch!(pool, pool => {
+        sqlx::query(INSERT_CUSTOMER)
+            .bind(customer.name)
+            .bind(customer.customer_name)
+            .bind(customer.customer_group)
+            .bind(customer.territory)
+            .bind(i32::from(customer.disabled))
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Inserts a territory into `tabTerritory` under `parent` (empty for the root).
+pub async fn insert_territory(pool: &ErpPool, name: &str, parent: &str, is_group: bool) -> Result<(), sqlx::Error> {
+    erp_dispatch!(pool, pool => {
+        sqlx::query(INSERT_TERRITORY)
+            .bind(name)
+            .bind(name)
+            .bind(parent)
+            .bind(i32::from(is_group))
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}

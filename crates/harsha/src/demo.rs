@@ -1,0 +1,136 @@
+//! `harsha up --demo`: a small, realistic data set for a confectioner —
+//! territories, customers of every kind, segments with service levels and
+//! price tiers, and assignment histories — loaded once into an empty
+//! embedded database through the same store the service uses.
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use harsha_customer::{
+    domain::{
+        Actor, CoverageType, Description, DocName, EffectiveRange, NewAssignment, NewSegment, NewTerritoryMapping,
+        Priority, SegmentCode, SegmentName, ServiceLevel,
+    },
+    CustomerStore, SqlCustomerStore,
+};
+use harsha_store::{
+    erpnext::{self, StandInCustomer},
+    ErpPool,
+};
+
+const TERRITORIES: &[(&str, &str, bool)] = &[
+    ("India", "", true),
+    ("Karnataka", "India", true),
+    ("Bengaluru Urban", "Karnataka", false),
+    ("Mysuru", "Karnataka", false),
+    ("Telangana", "India", true),
+    ("Hyderabad", "Telangana", false),
+    ("Maharashtra", "India", true),
+    ("Mumbai", "Maharashtra", false),
+    ("Pune", "Maharashtra", false),
+];
+
+/// (name, display name, group, territory, disabled)
+const CUSTOMERS: &[(&str, &str, &str, &str, bool)] = &[
+    ("CUST-0001", "Sweet Corner Bakers", "Retail", "Bengaluru Urban", false),
+    ("CUST-0002", "Mithai Mahal Wholesale", "Wholesale", "Hyderabad", false),
+    ("CUST-0003", "Cafe Cocoa", "HoReCa", "Mumbai", false),
+    ("CUST-0004", "Diwali Gifts Corporate Pvt Ltd", "Corporate", "Pune", false),
+    ("CUST-0005", "Deccan Confectionery Distributors", "Distributor", "Hyderabad", false),
+    ("CUST-0006", "Mysore Pak House", "Retail", "Mysuru", false),
+    ("CUST-0007", "Old Town Sweets (closed)", "Retail", "Bengaluru Urban", true),
+];
+
+/// (code, name, description, level, priority, price tier)
+const SEGMENTS: &[(&str, &str, &str, ServiceLevel, i32, Option<&str>)] = &[
+    ("RETAIL", "Retail shops", "Neighbourhood sweet shops and bakeries", ServiceLevel::Standard, 10, Some("RETAIL")),
+    ("WHOLESALE", "Wholesale buyers", "Bulk buyers reselling to shops", ServiceLevel::Priority, 40, Some("WHOLESALE")),
+    ("DISTRIBUTOR", "Distributors", "Regional distributors with credit terms", ServiceLevel::Premium, 60, Some("DISTRIBUTOR")),
+    ("HORECA", "Hotels, restaurants, cafes", "Daily fresh deliveries", ServiceLevel::Priority, 30, Some("HORECA")),
+    ("CORPORATE-GIFTING", "Corporate gifting", "Festival hampers for companies", ServiceLevel::Premium, 50, Some("GIFTING")),
+    ("FESTIVAL-BULK", "Festival bulk orders", "Seasonal buyers around Diwali and Holi", ServiceLevel::Standard, 20, None),
+];
+
+/// (customer, segment, primary, from, to)
+const ASSIGNMENTS: &[(&str, &str, bool, &str, Option<&str>)] = &[
+    ("CUST-0001", "RETAIL", true, "2025-04-01", None),
+    ("CUST-0001", "FESTIVAL-BULK", false, "2026-10-01", Some("2026-11-16")),
+    ("CUST-0002", "RETAIL", true, "2024-04-01", None),
+    ("CUST-0002", "WHOLESALE", true, "2025-07-01", None),
+    ("CUST-0003", "HORECA", true, "2025-01-15", None),
+    ("CUST-0004", "CORPORATE-GIFTING", true, "2025-09-01", None),
+    ("CUST-0004", "FESTIVAL-BULK", false, "2026-09-15", Some("2026-11-30")),
+    ("CUST-0005", "WHOLESALE", true, "2024-01-01", None),
+    ("CUST-0005", "DISTRIBUTOR", true, "2026-01-01", None),
+    ("CUST-0006", "RETAIL", true, "2025-06-01", None),
+];
+
+/// (customer, territory, coverage, from, price tier, service level)
+const MAPPINGS: &[(&str, &str, CoverageType, &str, Option<&str>, Option<ServiceLevel>)] = &[
+    ("CUST-0001", "Bengaluru Urban", CoverageType::Primary, "2025-04-01", Some("METRO"), None),
+    ("CUST-0002", "Hyderabad", CoverageType::Primary, "2024-04-01", None, None),
+    ("CUST-0003", "Mumbai", CoverageType::Primary, "2025-01-15", Some("METRO"), Some(ServiceLevel::Premium)),
+    ("CUST-0004", "Pune", CoverageType::Primary, "2025-09-01", None, None),
+    ("CUST-0004", "Mumbai", CoverageType::Delivery, "2025-09-01", None, None),
+    ("CUST-0005", "Telangana", CoverageType::Primary, "2024-01-01", None, None),
+    ("CUST-0005", "Karnataka", CoverageType::Secondary, "2026-01-01", None, None),
+    ("CUST-0006", "Mysuru", CoverageType::Primary, "2025-06-01", None, None),
+];
+
+fn date(value: &str) -> anyhow::Result<NaiveDate> {
+    value.parse().with_context(|| format!("demo date {value}"))
+}
+
+/// Loads the demo data unless the database already has segments.
+/// Returns whether anything was loaded.
+pub async fn load(pool: ErpPool) -> anyhow::Result<bool> {
+    let store = SqlCustomerStore::new(pool.clone());
+    if !store.list_segments(None, 1, "").await?.items.is_empty() {
+        return Ok(false);
+    }
+    let actor = Actor::named("demo@harshadelights.in");
+    for (name, parent, is_group) in TERRITORIES {
+        erpnext::insert_territory(&pool, name, parent, *is_group).await?;
+    }
+    for (name, customer_name, group, territory, disabled) in CUSTOMERS {
+        let customer = StandInCustomer {
+            name,
+            customer_name,
+            customer_group: group,
+            territory,
+            disabled: *disabled,
+        };
+        erpnext::insert_customer(&pool, customer).await?;
+    }
+    for (code, name, description, level, priority, tier) in SEGMENTS {
+        let segment = NewSegment {
+            code: SegmentCode::parse(code)?,
+            segment_name: SegmentName::parse(name)?,
+            description: Description::parse(description)?,
+            service_level: *level,
+            priority: Priority::new(*priority)?,
+            price_tier: tier.map(SegmentCode::parse).transpose()?,
+        };
+        store.create_segment(segment, &actor).await?;
+    }
+    for (customer, segment, primary, from, to) in ASSIGNMENTS {
+        let assignment = NewAssignment {
+            customer: DocName::parse(customer)?,
+            segment: SegmentCode::parse(segment)?,
+            is_primary: *primary,
+            range: EffectiveRange::new(date(from)?, to.map(date).transpose()?)?,
+        };
+        store.assign_segment(assignment, &actor).await?;
+    }
+    for (customer, territory, coverage, from, tier, level) in MAPPINGS {
+        let mapping = NewTerritoryMapping {
+            customer: DocName::parse(customer)?,
+            territory: DocName::parse(territory)?,
+            coverage: *coverage,
+            range: EffectiveRange::new(date(from)?, None)?,
+            price_tier: tier.map(SegmentCode::parse).transpose()?,
+            service_level: *level,
+        };
+        store.map_territory(mapping, &actor).await?;
+    }
+    Ok(true)
+}

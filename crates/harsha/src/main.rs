@@ -1,0 +1,226 @@
+//! `harsha`: the Harsha Mesh binary.
+//!
+//! * `harsha up [--demo]` — every service in one process on SQLite files
+//!   under `data_dir`, each on its own loopback port;
+//! * `harsha serve <service>` — one service, on its configured database;
+//! * `harsha migrate [--role R]` — apply pending migrations and exit.
+//!
+//! Settings come from `config/harsha.toml` (built in), `--config FILE` and
+//! `HARSHA__…` variables. SIGINT or SIGTERM stops accepting calls, lets
+//! in-flight calls finish (up to `shutdown_grace_seconds`) and exits 0.
+
+mod demo;
+mod server;
+mod settings;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use harsha_store::Role;
+use server::{DatabaseSource, ServiceKind};
+use settings::{LogFormat, Settings};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "harsha", version, about = "Harsha Mesh: gRPC services for Harsha Delights")]
+struct Cli {
+    /// A settings file layered over the built-in defaults.
+    #[arg(long, global = true, env = "HARSHA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in this process on embedded SQLite.
+    Up {
+        /// Load demo customers, segments and territories into an empty database.
+        #[arg(long)]
+        demo: bool,
+        /// Where the SQLite files live (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run one service on its configured database.
+    Serve {
+        /// The service to run.
+        service: ServiceKind,
+        /// The address to listen on (overrides the settings).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Apply pending migrations to the configured databases and exit.
+    Migrate {
+        /// Only this role (erp, gateway or sync).
+        #[arg(long)]
+        role: Option<Role>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    init_tracing(settings.log_format);
+    match cli.command {
+        Command::Up { demo, data_dir } => up(settings, demo, data_dir).await,
+        Command::Serve { service, listen } => serve(settings, service, listen).await,
+        Command::Migrate { role } => migrate(settings, role).await,
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT: draining"),
+            () = terminate => tracing::info!("SIGTERM: draining"),
+        }
+        token.cancel();
+    });
+}
+
+/// Waits for every server to stop; after the shutdown signal, gives them
+/// `grace` before giving up on in-flight calls.
+async fn supervise(mut servers: JoinSet<anyhow::Result<()>>, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            joined = servers.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(error))) => {
+                    tracing::error!(error = format!("{error:#}"), "a server stopped");
+                    failure.get_or_insert(error);
+                    shutdown.cancel();
+                }
+                Some(Err(join_error)) => {
+                    failure.get_or_insert(anyhow::anyhow!("a server task failed: {join_error}"));
+                    shutdown.cancel();
+                }
+            },
+            () = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "in-flight calls did not finish in time; exiting");
+                servers.abort_all();
+                break;
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+async fn bind(kind: ServiceKind, address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for the {} service", kind.name()))
+}
+
+async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(dir) = data_dir {
+        settings.data_dir = dir;
+    }
+    let time_zone = settings.time_zone()?;
+    let mut databases = Vec::new();
+    for role in Role::ALL {
+        let url = settings.embedded_url(role);
+        databases.push((role, server::connect(role, &url, true, &settings.pool).await?));
+    }
+    let database_for = |role: Role| {
+        databases
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, db)| db.clone())
+            .context("every role is connected")
+    };
+    if demo {
+        let loaded = demo::load(database_for(Role::Erp)?.erp_pool()?).await.context("loading demo data")?;
+        tracing::info!(loaded, "demo data");
+    }
+
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let mut servers = JoinSet::new();
+    println!("Harsha Mesh is up (SQLite under {}):", settings.data_dir.display());
+    for kind in ServiceKind::ALL {
+        let listener = bind(kind, kind.listen_address(&settings.services)).await?;
+        println!("  {:<10} grpc://{}  {}", kind.name(), listener.local_addr()?, kind.grpc_name());
+        servers.spawn(server::run(
+            kind,
+            listener,
+            DatabaseSource::Ready(database_for(kind.role())?),
+            time_zone,
+            shutdown.clone(),
+        ));
+    }
+    println!("Try: grpcurl -plaintext {} list", settings.services.customer);
+    let result = supervise(servers, shutdown, Duration::from_secs(settings.shutdown_grace_seconds)).await;
+    for (_, database) in databases {
+        database.close().await;
+    }
+    result
+}
+
+async fn serve(settings: Settings, kind: ServiceKind, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let time_zone = settings.time_zone()?;
+    let listener = bind(kind, listen.unwrap_or_else(|| kind.listen_address(&settings.services))).await?;
+    tracing::info!(service = kind.grpc_name(), address = %listener.local_addr()?, "listening");
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let mut servers = JoinSet::new();
+    servers.spawn(server::run(
+        kind,
+        listener,
+        DatabaseSource::Connect {
+            url: settings.databases.url(kind.role()).to_owned(),
+            migrate: settings.migrate_on_start,
+            pool: settings.pool.clone(),
+        },
+        time_zone,
+        shutdown.clone(),
+    ));
+    supervise(servers, shutdown, Duration::from_secs(settings.shutdown_grace_seconds)).await
+}
+
+async fn migrate(settings: Settings, only: Option<Role>) -> anyhow::Result<()> {
+    for role in Role::ALL.into_iter().filter(|role| only.is_none_or(|only| only == *role)) {
+        let database = server::connect(role, settings.databases.url(role), true, &settings.pool).await?;
+        println!("{role}: migrated ({})", database.engine());
+        database.close().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! One gRPC server per service: health checking (`grpc.health.v1`, per
+//! service name), server reflection (v1 and v1alpha) and the service
+//! itself, on its own listener. Health reports NOT_SERVING until the
+//! service's database is reachable and migrated, then follows a periodic
+//! ping; calls made before the database is ready answer UNAVAILABLE.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use harsha_customer::{grpc::StoreSlot, CustomerGrpc, SqlCustomerStore};
+use harsha_proto::harsha::{
+    auth::v1::auth_service_server::{AuthService, AuthServiceServer},
+    inventory::v1::inventory_service_server::{InventoryService, InventoryServiceServer},
+    pricing::v1::pricing_service_server::{PricingService, PricingServiceServer},
+    sync::v1::sync_service_server::{SyncService, SyncServiceServer},
+};
+use harsha_store::{Database, PoolSettings, Role};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::{server::HealthReporter, ServingStatus};
+
+use crate::settings::Services;
+
+/// How often a ready service checks its database is still there.
+const HEALTH_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest wait between two attempts to reach the database.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(15);
+
+/// The services of the mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceKind {
+    /// Segments, assignments, territories, profiles.
+    Customer,
+    /// Batches, movements, expiry.
+    Inventory,
+    /// Dynamic pricing rules.
+    Pricing,
+    /// Users, tokens, keys.
+    Auth,
+    /// Events and conflicts.
+    Sync,
+}
+
+impl ServiceKind {
+    /// Every service, in start-up order.
+    pub const ALL: [ServiceKind; 5] = [Self::Customer, Self::Inventory, Self::Pricing, Self::Auth, Self::Sync];
+
+    /// The database role the service uses.
+    pub fn role(self) -> Role {
+        match self {
+            Self::Customer | Self::Inventory | Self::Pricing => Role::Erp,
+            Self::Auth => Role::Gateway,
+            Self::Sync => Role::Sync,
+        }
+    }
+
+    /// The fully-qualified gRPC service name, also its health-check name.
+    pub fn grpc_name(self) -> &'static str {
+        match self {
+            Self::Customer => "harsha.customer.v1.CustomerService",
+            Self::Inventory => "harsha.inventory.v1.InventoryService",
+            Self::Pricing => "harsha.pricing.v1.PricingService",
+            Self::Auth => "harsha.auth.v1.AuthService",
+            Self::Sync => "harsha.sync.v1.SyncService",
+        }
+    }
+
+    /// The configured listen address.
+    pub fn listen_address(self, services: &Services) -> std::net::SocketAddr {
+        match self {
+            Self::Customer => services.customer,
+            Self::Inventory => services.inventory,
+            Self::Pricing => services.pricing,
+            Self::Auth => services.auth,
+            Self::Sync => services.sync,
+        }
+    }
+
+    /// The lower-case name used on the command line and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Inventory => "inventory",
+            Self::Pricing => "pricing",
+            Self::Auth => "auth",
+            Self::Sync => "sync",
+        }
+    }
+}
+
+/// Where a service gets its database.
+pub enum DatabaseSource {
+    /// Already connected and migrated (`harsha up`).
+    Ready(Database),
+    /// Connect in the background, retrying until it answers (`harsha serve`).
+    Connect {
+        /// The database URL.
+        url: String,
+        /// Whether to apply migrations once connected.
+        migrate: bool,
+        /// Pool sizing.
+        pool: PoolSettings,
+    },
+}
+
+/// A server for a contract whose RPCs are not built yet: it answers health
+/// checks and reflection, and its service name is registered.
+#[derive(Debug, Clone, Copy)]
+struct ContractOnly;
+
+impl InventoryService for ContractOnly {}
+impl PricingService for ContractOnly {}
+impl AuthService for ContractOnly {}
+impl SyncService for ContractOnly {}
+
+/// Runs one service on `listener` until `shutdown` is cancelled, then lets
+/// in-flight calls finish.
+pub async fn run(
+    kind: ServiceKind,
+    listener: TcpListener,
+    database: DatabaseSource,
+    time_zone: chrono_tz::Tz,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(kind.grpc_name(), ServingStatus::NotServing).await;
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(harsha_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
+
+    let customer_store = StoreSlot::default();
+    let router = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let router = match kind {
+        ServiceKind::Customer => {
+            router.add_service(CustomerGrpc::new(Arc::clone(&customer_store), time_zone).into_server())
+        }
+        ServiceKind::Inventory => router.add_service(InventoryServiceServer::new(ContractOnly)),
+        ServiceKind::Pricing => router.add_service(PricingServiceServer::new(ContractOnly)),
+        ServiceKind::Auth => router.add_service(AuthServiceServer::new(ContractOnly)),
+        ServiceKind::Sync => router.add_service(SyncServiceServer::new(ContractOnly)),
+    };
+
+    let readiness = tokio::spawn(become_ready(kind, database, customer_store, reporter, shutdown.clone()));
+    let served = router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+        .with_context(|| format!("serving {}", kind.grpc_name()));
+    readiness.abort();
+    served
+}
+
+/// Connects (with back-off) and migrates, hands the database to the
+/// service, reports SERVING, then keeps the health status in step with the
+/// database's answers.
+async fn become_ready(
+    kind: ServiceKind,
+    source: DatabaseSource,
+    customer_store: StoreSlot,
+    reporter: HealthReporter,
+    shutdown: CancellationToken,
+) {
+    let database = match source {
+        DatabaseSource::Ready(database) => database,
+        DatabaseSource::Connect { url, migrate, pool } => {
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                match connect(kind.role(), &url, migrate, &pool).await {
+                    Ok(database) => break database,
+                    Err(error) => {
+                        tracing::warn!(service = kind.name(), error = format!("{error:#}"), retry_in = ?backoff,
+                            "database not ready");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+                    }
+                }
+            }
+        }
+    };
+    if kind == ServiceKind::Customer {
+        match database.erp_pool() {
+            Ok(pool) => {
+                let _ = customer_store.set(Arc::new(SqlCustomerStore::new(pool)));
+            }
+            Err(error) => {
+                tracing::error!(service = kind.name(), %error, "unusable database");
+                return;
+            }
+        }
+    }
+    tracing::info!(service = kind.name(), engine = %database.engine(), "ready");
+    let mut serving = None;
+    loop {
+        let status = match database.ping().await {
+            Ok(()) => ServingStatus::Serving,
+            Err(error) => {
+                tracing::warn!(service = kind.name(), %error, "database ping failed");
+                ServingStatus::NotServing
+            }
+        };
+        if serving != Some(status) {
+            reporter.set_service_status(kind.grpc_name(), status).await;
+            reporter.set_service_status("", status).await;
+            serving = Some(status);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                reporter.set_service_status(kind.grpc_name(), ServingStatus::NotServing).await;
+                reporter.set_service_status("", ServingStatus::NotServing).await;
+                return;
+            }
+            () = tokio::time::sleep(HEALTH_PING_INTERVAL) => {}
+        }
+    }
+}
+
+/// Connects to a role's database and, if asked, migrates it.
+pub async fn connect(role: Role, url: &str, migrate: bool, pool: &PoolSettings) -> anyhow::Result<Database> {
+    let database = Database::connect(role, url, pool)
+        .await
+        .with_context(|| format!("connecting to the {role} database"))?;
+    if migrate {
+        database.migrate().await?;
+    }
+    Ok(database)
+}

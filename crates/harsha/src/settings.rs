@@ -1,0 +1,133 @@
+//! Typed settings: the defaults in `config/harsha.toml` (embedded in the
+//! binary), then an optional file given with `--config`, then `HARSHA__…`
+//! environment variables. Passed explicitly; nothing reads the environment
+//! after start-up.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use harsha_store::{PoolSettings, Role};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../../../config/harsha.toml");
+
+/// Everything the binary can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Where `harsha up` keeps its SQLite files.
+    pub data_dir: PathBuf,
+    /// The IANA time zone of business dates (`Asia/Kolkata`).
+    pub business_time_zone: String,
+    /// Whether services migrate their database when they start.
+    pub migrate_on_start: bool,
+    /// Seconds in-flight calls get after a shutdown signal.
+    pub shutdown_grace_seconds: u64,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Database URL per role.
+    pub databases: Databases,
+    /// Pool sizing.
+    pub pool: PoolSettings,
+    /// gRPC listen address per service.
+    pub services: Services,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Database URLs, one per role.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Databases {
+    /// The ERPNext extensions database.
+    pub erp: String,
+    /// The API gateway database.
+    pub gateway: String,
+    /// The sync database.
+    pub sync: String,
+}
+
+impl Databases {
+    /// The URL of a role's database.
+    pub fn url(&self, role: Role) -> &str {
+        match role {
+            Role::Erp => &self.erp,
+            Role::Gateway => &self.gateway,
+            Role::Sync => &self.sync,
+        }
+    }
+}
+
+/// Listen addresses, one per service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Services {
+    /// CustomerService.
+    pub customer: SocketAddr,
+    /// InventoryService.
+    pub inventory: SocketAddr,
+    /// PricingService.
+    pub pricing: SocketAddr,
+    /// AuthService.
+    pub auth: SocketAddr,
+    /// SyncService.
+    pub sync: SocketAddr,
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder
+            .add_source(config::Environment::with_prefix("HARSHA").prefix_separator("__").separator("__"))
+            .build()
+            .context("reading settings")?
+            .try_deserialize()
+            .context("invalid settings")
+    }
+
+    /// The business time zone, checked.
+    pub fn time_zone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.business_time_zone
+            .parse()
+            .map_err(|_| anyhow::anyhow!("business_time_zone {:?} is not an IANA time zone", self.business_time_zone))
+    }
+
+    /// The SQLite URL of a role's file under `data_dir`.
+    pub fn embedded_url(&self, role: Role) -> String {
+        format!("sqlite://{}/{}.sqlite", self.data_dir.display(), role.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_load() {
+        let settings = Settings::load(None).unwrap();
+        assert_eq!(settings.services.customer.port(), 50051);
+        assert_eq!(settings.time_zone().unwrap(), chrono_tz::Asia::Kolkata);
+        assert!(settings.databases.erp.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_file_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("custom.toml");
+        std::fs::write(&file, "business_time_zone = \"Asia/Dubai\"\n[services]\ncustomer = \"127.0.0.1:6000\"\n").unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.services.customer.port(), 6000);
+        assert_eq!(settings.services.inventory.port(), 50052);
+        assert_eq!(settings.time_zone().unwrap(), chrono_tz::Asia::Dubai);
+    }
+}
