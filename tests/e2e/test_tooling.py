@@ -3,6 +3,7 @@
 name, and the mesh drains and exits cleanly on SIGTERM."""
 
 import json
+import signal
 import shutil
 import subprocess
 import sys
@@ -71,3 +72,62 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
         assert len(segments.segments) == 6, "data survives a restart and the demo is not loaded twice"
     finally:
         assert stop_mesh(restarted) == 0
+
+
+def test_serve_waits_for_its_database_then_migrates_and_serves(tmp_path):
+    """`harsha serve customer` on MariaDB: NOT_SERVING and UNAVAILABLE while
+    its database does not exist, SERVING once it does (migrated at start)."""
+    import os
+    import socket
+    import time
+    import uuid
+
+    from harsha.customer.v1 import customer_pb2 as pb, customer_pb2_grpc
+
+    from conftest import ROOT
+
+    name = f"harsha_e2e_{uuid.uuid4().hex[:12]}"
+    mysql = ["mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}")
+    binary = os.environ.get("HARSHA_BIN", str(ROOT / "target" / "debug" / "harsha"))
+    process = subprocess.Popen([binary, "serve", "customer", "--listen", f"127.0.0.1:{port}"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        health = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service="harsha.customer.v1.CustomerService")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status = health.Check(request, timeout=1).status
+                break
+            except grpc.RpcError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.2)
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert health.Check(health_pb2.HealthCheckRequest(service="")).status == health_pb2.HealthCheckResponse.SERVING
+        stub = customer_pb2_grpc.CustomerServiceStub(channel)
+        try:
+            stub.ListSegments(pb.ListSegmentsRequest())
+            raise AssertionError("calls must fail while the database is missing")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+        subprocess.run([*mysql, "-e", f"CREATE DATABASE `{name}`"], check=True)
+        deadline = time.monotonic() + 30
+        while health.Check(request).status != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline, "never became SERVING"
+            time.sleep(0.25)
+        assert list(stub.ListSegments(pb.ListSegmentsRequest()).segments) == []
+        tables = subprocess.run([*mysql, "-N", "-e", f"SHOW TABLES FROM `{name}`"], capture_output=True, text=True,
+                                check=True).stdout.split("\n")
+        assert "tabHD Customer Segment Assignment" in tables
+        channel.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        subprocess.run([*mysql, "-e", f"DROP DATABASE IF EXISTS `{name}`"], check=False)
+    assert code == 0

@@ -1,7 +1,7 @@
 //! The Customer service's error type. Every failure a caller can see is one
 //! variant here; `grpc` maps them to status codes in one place.
 
-use harsha_store::{page::PageError, StoreError};
+use harsha_store::{StoreError, page::PageError};
 
 /// Why a Customer service operation failed.
 #[derive(Debug, thiserror::Error)]

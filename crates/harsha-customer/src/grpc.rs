@@ -12,17 +12,18 @@ use harsha_proto::{
     google::r#type::Date,
     harsha::customer::v1::{self as pb, customer_service_server::CustomerService},
 };
-use harsha_store::{page::page_size, StoreError};
+use harsha_store::{StoreError, page::page_size};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    domain::{
-        Actor, Assignment, AssignmentStatus, CoverageType, CustomerSegment, Description, DocName, EffectiveRange,
-        NewAssignment, NewSegment, NewTerritoryMapping, Priority, ProfileSource, Segment, SegmentCode, SegmentName,
-        SegmentPatch, SegmentStatus, ServiceLevel, TerritoryMapping, ValueError,
-    },
     CustomerError, CustomerStore,
+    domain::{
+        Actor, Assignment, AssignmentStatus, CoverageType, CustomerSegment, Description, DocName,
+        EffectiveRange, NewAssignment, NewSegment, NewTerritoryMapping, Priority, ProfileSource,
+        Segment, SegmentCode, SegmentName, SegmentPatch, SegmentStatus, ServiceLevel,
+        TerritoryMapping, ValueError,
+    },
 };
 
 pub use harsha_proto::harsha::customer::v1::customer_service_server::CustomerServiceServer;
@@ -70,7 +71,10 @@ impl CustomerGrpc {
     }
 
     fn date_or_today(&self, date: Option<&Date>, field: &str) -> Result<NaiveDate, CustomerError> {
-        date.map_or_else(|| Ok(self.today()), |date| date_from_proto(date).map_err(|e| CustomerError::invalid(field, e)))
+        date.map_or_else(
+            || Ok(self.today()),
+            |date| date_from_proto(date).map_err(|e| CustomerError::invalid(field, e)),
+        )
     }
 }
 
@@ -82,36 +86,46 @@ fn actor<T>(request: &Request<T>) -> Actor {
         .map_or_else(Actor::system, Actor::named)
 }
 
-fn field<T>(name: &'static str) -> impl FnOnce(ValueError) -> CustomerError {
+fn field(name: &'static str) -> impl FnOnce(ValueError) -> CustomerError {
     move |error| CustomerError::invalid(name, error)
 }
 
 fn parse_code(value: &str, name: &'static str) -> Result<SegmentCode, CustomerError> {
-    SegmentCode::parse(value).map_err(field::<()>(name))
+    SegmentCode::parse(value).map_err(field(name))
 }
 
 fn parse_name(value: &str, name: &'static str) -> Result<DocName, CustomerError> {
-    DocName::parse(value).map_err(field::<()>(name))
+    DocName::parse(value).map_err(field(name))
 }
 
 fn optional_tier(value: &str, name: &'static str) -> Result<Option<SegmentCode>, CustomerError> {
-    if value.is_empty() { Ok(None) } else { parse_code(value, name).map(Some) }
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        parse_code(value, name).map(Some)
+    }
 }
 
 fn range(from: NaiveDate, to: Option<&Date>) -> Result<EffectiveRange, CustomerError> {
     let to = to
         .map(|to| date_from_proto(to).map_err(|e| CustomerError::invalid("effective_to", e)))
         .transpose()?;
-    EffectiveRange::new(from, to).map_err(field::<()>("effective_to"))
+    EffectiveRange::new(from, to).map_err(field("effective_to"))
 }
 
-fn service_level_from(value: i32, name: &'static str) -> Result<Option<ServiceLevel>, CustomerError> {
+fn service_level_from(
+    value: i32,
+    name: &'static str,
+) -> Result<Option<ServiceLevel>, CustomerError> {
     match pb::ServiceLevel::try_from(value) {
         Ok(pb::ServiceLevel::Unspecified) => Ok(None),
         Ok(pb::ServiceLevel::Standard) => Ok(Some(ServiceLevel::Standard)),
         Ok(pb::ServiceLevel::Priority) => Ok(Some(ServiceLevel::Priority)),
         Ok(pb::ServiceLevel::Premium) => Ok(Some(ServiceLevel::Premium)),
-        Err(_) => Err(CustomerError::invalid(name, format!("{value} is not a service level"))),
+        Err(_) => Err(CustomerError::invalid(
+            name,
+            format!("{value} is not a service level"),
+        )),
     }
 }
 
@@ -142,8 +156,14 @@ fn coverage_from(value: i32) -> Result<CoverageType, CustomerError> {
         Ok(pb::CoverageType::Primary) => Ok(CoverageType::Primary),
         Ok(pb::CoverageType::Secondary) => Ok(CoverageType::Secondary),
         Ok(pb::CoverageType::Delivery) => Ok(CoverageType::Delivery),
-        Ok(pb::CoverageType::Unspecified) => Err(CustomerError::invalid("coverage_type", "a coverage type is required")),
-        Err(_) => Err(CustomerError::invalid("coverage_type", format!("{value} is not a coverage type"))),
+        Ok(pb::CoverageType::Unspecified) => Err(CustomerError::invalid(
+            "coverage_type",
+            "a coverage type is required",
+        )),
+        Err(_) => Err(CustomerError::invalid(
+            "coverage_type",
+            format!("{value} is not a coverage type"),
+        )),
     }
 }
 
@@ -171,7 +191,10 @@ fn segment_to_proto(segment: Segment) -> pb::Segment {
         status: segment_status_to(segment.status).into(),
         service_level: service_level_to(segment.service_level).into(),
         priority: segment.priority.get(),
-        price_tier: segment.price_tier.map(|t| t.to_string()).unwrap_or_default(),
+        price_tier: segment
+            .price_tier
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
         create_time: Some(naive_utc_to_proto(segment.created)),
         update_time: Some(naive_utc_to_proto(segment.modified)),
     }
@@ -206,7 +229,10 @@ fn mapping_to_proto(mapping: TerritoryMapping) -> pb::TerritoryMapping {
         coverage_type: coverage_to(mapping.coverage).into(),
         effective_from: Some(date_to_proto(mapping.range.from())),
         effective_to: mapping.range.to().map(date_to_proto),
-        price_tier: mapping.price_tier.map(|t| t.to_string()).unwrap_or_default(),
+        price_tier: mapping
+            .price_tier
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
         service_level: mapping
             .service_level
             .map_or(pb::ServiceLevel::Unspecified, service_level_to)
@@ -220,17 +246,28 @@ fn mapping_to_proto(mapping: TerritoryMapping) -> pb::TerritoryMapping {
 fn new_segment(segment: pb::Segment) -> Result<NewSegment, CustomerError> {
     Ok(NewSegment {
         code: parse_code(&segment.code, "segment.code")?,
-        segment_name: SegmentName::parse(&segment.segment_name).map_err(field::<()>("segment.segment_name"))?,
-        description: Description::parse(&segment.description).map_err(field::<()>("segment.description"))?,
+        segment_name: SegmentName::parse(&segment.segment_name)
+            .map_err(field("segment.segment_name"))?,
+        description: Description::parse(&segment.description)
+            .map_err(field("segment.description"))?,
         service_level: service_level_from(segment.service_level, "segment.service_level")?
             .unwrap_or(ServiceLevel::Standard),
-        priority: Priority::new(segment.priority).map_err(field::<()>("segment.priority"))?,
+        priority: Priority::new(segment.priority).map_err(field("segment.priority"))?,
         price_tier: optional_tier(&segment.price_tier, "segment.price_tier")?,
     })
 }
 
-fn segment_patch(segment: &pb::Segment, mask: Option<&prost_types::FieldMask>) -> Result<SegmentPatch, CustomerError> {
-    const EDITABLE: [&str; 5] = ["segment_name", "description", "service_level", "priority", "price_tier"];
+fn segment_patch(
+    segment: &pb::Segment,
+    mask: Option<&prost_types::FieldMask>,
+) -> Result<SegmentPatch, CustomerError> {
+    const EDITABLE: [&str; 5] = [
+        "segment_name",
+        "description",
+        "service_level",
+        "priority",
+        "price_tier",
+    ];
     let paths: Vec<&str> = match mask {
         Some(mask) if !mask.paths.is_empty() => mask.paths.iter().map(String::as_str).collect(),
         _ => EDITABLE.to_vec(),
@@ -239,27 +276,42 @@ fn segment_patch(segment: &pb::Segment, mask: Option<&prost_types::FieldMask>) -
     for path in paths {
         match path {
             "segment_name" => {
-                patch.segment_name =
-                    Some(SegmentName::parse(&segment.segment_name).map_err(field::<()>("segment.segment_name"))?);
+                patch.segment_name = Some(
+                    SegmentName::parse(&segment.segment_name)
+                        .map_err(field("segment.segment_name"))?,
+                );
             }
             "description" => {
-                patch.description =
-                    Some(Description::parse(&segment.description).map_err(field::<()>("segment.description"))?);
+                patch.description = Some(
+                    Description::parse(&segment.description)
+                        .map_err(field("segment.description"))?,
+                );
             }
             "service_level" => {
                 patch.service_level = Some(
                     service_level_from(segment.service_level, "segment.service_level")?
-                        .ok_or_else(|| CustomerError::invalid("segment.service_level", "a service level is required"))?,
+                        .ok_or_else(|| {
+                            CustomerError::invalid(
+                                "segment.service_level",
+                                "a service level is required",
+                            )
+                        })?,
                 );
             }
             "priority" => {
-                patch.priority = Some(Priority::new(segment.priority).map_err(field::<()>("segment.priority"))?);
+                patch.priority =
+                    Some(Priority::new(segment.priority).map_err(field("segment.priority"))?);
             }
-            "price_tier" => patch.price_tier = Some(optional_tier(&segment.price_tier, "segment.price_tier")?),
+            "price_tier" => {
+                patch.price_tier = Some(optional_tier(&segment.price_tier, "segment.price_tier")?)
+            }
             other => {
                 return Err(CustomerError::invalid(
                     "update_mask",
-                    format!("{other:?} cannot be updated; editable fields are {}", EDITABLE.join(", ")),
+                    format!(
+                        "{other:?} cannot be updated; editable fields are {}",
+                        EDITABLE.join(", ")
+                    ),
                 ));
             }
         }
@@ -325,20 +377,29 @@ type RpcResult<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl CustomerService for CustomerGrpc {
     #[tracing::instrument(name = "CustomerService.CreateSegment", skip_all)]
-    async fn create_segment(&self, request: Request<pb::CreateSegmentRequest>) -> RpcResult<pb::CreateSegmentResponse> {
+    async fn create_segment(
+        &self,
+        request: Request<pb::CreateSegmentRequest>,
+    ) -> RpcResult<pb::CreateSegmentResponse> {
         let actor = actor(&request);
         let segment = request
             .into_inner()
             .segment
             .ok_or_else(|| CustomerError::invalid("segment", "a segment is required"))?;
-        let created = self.store()?.create_segment(new_segment(segment)?, &actor).await?;
+        let created = self
+            .store()?
+            .create_segment(new_segment(segment)?, &actor)
+            .await?;
         Ok(Response::new(pb::CreateSegmentResponse {
             segment: Some(segment_to_proto(created)),
         }))
     }
 
     #[tracing::instrument(name = "CustomerService.GetSegment", skip_all)]
-    async fn get_segment(&self, request: Request<pb::GetSegmentRequest>) -> RpcResult<pb::GetSegmentResponse> {
+    async fn get_segment(
+        &self,
+        request: Request<pb::GetSegmentRequest>,
+    ) -> RpcResult<pb::GetSegmentResponse> {
         let code = parse_code(&request.get_ref().code, "code")?;
         let segment = self.store()?.segment(&code).await?;
         Ok(Response::new(pb::GetSegmentResponse {
@@ -347,16 +408,28 @@ impl CustomerService for CustomerGrpc {
     }
 
     #[tracing::instrument(name = "CustomerService.ListSegments", skip_all)]
-    async fn list_segments(&self, request: Request<pb::ListSegmentsRequest>) -> RpcResult<pb::ListSegmentsResponse> {
+    async fn list_segments(
+        &self,
+        request: Request<pb::ListSegmentsRequest>,
+    ) -> RpcResult<pb::ListSegmentsResponse> {
         let request = request.into_inner();
         let size = page_size(request.page_size).map_err(CustomerError::from)?;
         let status = match pb::SegmentStatus::try_from(request.status) {
             Ok(pb::SegmentStatus::Unspecified) => None,
             Ok(pb::SegmentStatus::Active) => Some(SegmentStatus::Active),
             Ok(pb::SegmentStatus::Inactive) => Some(SegmentStatus::Inactive),
-            Err(_) => return Err(CustomerError::invalid("status", format!("{} is not a status", request.status)).into()),
+            Err(_) => {
+                return Err(CustomerError::invalid(
+                    "status",
+                    format!("{} is not a status", request.status),
+                )
+                .into());
+            }
         };
-        let page = self.store()?.list_segments(status, size, &request.page_token).await?;
+        let page = self
+            .store()?
+            .list_segments(status, size, &request.page_token)
+            .await?;
         Ok(Response::new(pb::ListSegmentsResponse {
             segments: page.items.into_iter().map(segment_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
@@ -364,7 +437,10 @@ impl CustomerService for CustomerGrpc {
     }
 
     #[tracing::instrument(name = "CustomerService.UpdateSegment", skip_all)]
-    async fn update_segment(&self, request: Request<pb::UpdateSegmentRequest>) -> RpcResult<pb::UpdateSegmentResponse> {
+    async fn update_segment(
+        &self,
+        request: Request<pb::UpdateSegmentRequest>,
+    ) -> RpcResult<pb::UpdateSegmentResponse> {
         let actor = actor(&request);
         let request = request.into_inner();
         let segment = request
@@ -385,24 +461,36 @@ impl CustomerService for CustomerGrpc {
     ) -> RpcResult<pb::DeactivateSegmentResponse> {
         let actor = actor(&request);
         let code = parse_code(&request.get_ref().code, "code")?;
-        let segment = self.store()?.set_segment_status(&code, SegmentStatus::Inactive, &actor).await?;
+        let segment = self
+            .store()?
+            .set_segment_status(&code, SegmentStatus::Inactive, &actor)
+            .await?;
         Ok(Response::new(pb::DeactivateSegmentResponse {
             segment: Some(segment_to_proto(segment)),
         }))
     }
 
     #[tracing::instrument(name = "CustomerService.ActivateSegment", skip_all)]
-    async fn activate_segment(&self, request: Request<pb::ActivateSegmentRequest>) -> RpcResult<pb::ActivateSegmentResponse> {
+    async fn activate_segment(
+        &self,
+        request: Request<pb::ActivateSegmentRequest>,
+    ) -> RpcResult<pb::ActivateSegmentResponse> {
         let actor = actor(&request);
         let code = parse_code(&request.get_ref().code, "code")?;
-        let segment = self.store()?.set_segment_status(&code, SegmentStatus::Active, &actor).await?;
+        let segment = self
+            .store()?
+            .set_segment_status(&code, SegmentStatus::Active, &actor)
+            .await?;
         Ok(Response::new(pb::ActivateSegmentResponse {
             segment: Some(segment_to_proto(segment)),
         }))
     }
 
     #[tracing::instrument(name = "CustomerService.AssignSegment", skip_all)]
-    async fn assign_segment(&self, request: Request<pb::AssignSegmentRequest>) -> RpcResult<pb::AssignSegmentResponse> {
+    async fn assign_segment(
+        &self,
+        request: Request<pb::AssignSegmentRequest>,
+    ) -> RpcResult<pb::AssignSegmentResponse> {
         let actor = actor(&request);
         let request = request.into_inner();
         let from = self.date_or_today(request.effective_from.as_ref(), "effective_from")?;
@@ -415,19 +503,31 @@ impl CustomerService for CustomerGrpc {
         let outcome = self.store()?.assign_segment(assignment, &actor).await?;
         Ok(Response::new(pb::AssignSegmentResponse {
             assignment: Some(assignment_to_proto(outcome.created)),
-            replaced: outcome.replaced.into_iter().map(assignment_to_proto).collect(),
+            replaced: outcome
+                .replaced
+                .into_iter()
+                .map(assignment_to_proto)
+                .collect(),
         }))
     }
 
     #[tracing::instrument(name = "CustomerService.EndAssignment", skip_all)]
-    async fn end_assignment(&self, request: Request<pb::EndAssignmentRequest>) -> RpcResult<pb::EndAssignmentResponse> {
+    async fn end_assignment(
+        &self,
+        request: Request<pb::EndAssignmentRequest>,
+    ) -> RpcResult<pb::EndAssignmentResponse> {
         let actor = actor(&request);
         let request = request.into_inner();
         if request.assignment_id.is_empty() {
-            return Err(CustomerError::invalid("assignment_id", "an assignment id is required").into());
+            return Err(
+                CustomerError::invalid("assignment_id", "an assignment id is required").into(),
+            );
         }
         let to = self.date_or_today(request.effective_to.as_ref(), "effective_to")?;
-        let assignment = self.store()?.end_assignment(&request.assignment_id, to, &actor).await?;
+        let assignment = self
+            .store()?
+            .end_assignment(&request.assignment_id, to, &actor)
+            .await?;
         Ok(Response::new(pb::EndAssignmentResponse {
             assignment: Some(assignment_to_proto(assignment)),
         }))
@@ -443,7 +543,10 @@ impl CustomerService for CustomerGrpc {
         let as_of = self.date_or_today(request.as_of.as_ref(), "as_of")?;
         let segments = self.store()?.customer_segments(&customer, as_of).await?;
         Ok(Response::new(pb::ListCustomerSegmentsResponse {
-            segments: segments.into_iter().map(customer_segment_to_proto).collect(),
+            segments: segments
+                .into_iter()
+                .map(customer_segment_to_proto)
+                .collect(),
         }))
     }
 
@@ -469,7 +572,10 @@ impl CustomerService for CustomerGrpc {
         let request = request.into_inner();
         let customer = parse_name(&request.customer, "customer")?;
         let size = page_size(request.page_size).map_err(CustomerError::from)?;
-        let page = self.store()?.assignment_history(&customer, size, &request.page_token).await?;
+        let page = self
+            .store()?
+            .assignment_history(&customer, size, &request.page_token)
+            .await?;
         Ok(Response::new(pb::ListAssignmentHistoryResponse {
             assignments: page.items.into_iter().map(assignment_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
@@ -487,7 +593,13 @@ impl CustomerService for CustomerGrpc {
         let size = page_size(request.page_size).map_err(CustomerError::from)?;
         let page = self
             .store()?
-            .segment_customers(&code, as_of, request.primary_only, size, &request.page_token)
+            .segment_customers(
+                &code,
+                as_of,
+                request.primary_only,
+                size,
+                &request.page_token,
+            )
             .await?;
         Ok(Response::new(pb::ListSegmentCustomersResponse {
             assignments: page.items.into_iter().map(assignment_to_proto).collect(),
@@ -496,7 +608,10 @@ impl CustomerService for CustomerGrpc {
     }
 
     #[tracing::instrument(name = "CustomerService.MapTerritory", skip_all)]
-    async fn map_territory(&self, request: Request<pb::MapTerritoryRequest>) -> RpcResult<pb::MapTerritoryResponse> {
+    async fn map_territory(
+        &self,
+        request: Request<pb::MapTerritoryRequest>,
+    ) -> RpcResult<pb::MapTerritoryResponse> {
         let actor = actor(&request);
         let request = request.into_inner();
         let from = self.date_or_today(request.effective_from.as_ref(), "effective_from")?;
@@ -526,7 +641,10 @@ impl CustomerService for CustomerGrpc {
             return Err(CustomerError::invalid("mapping_id", "a mapping id is required").into());
         }
         let to = self.date_or_today(request.effective_to.as_ref(), "effective_to")?;
-        let mapping = self.store()?.end_territory_mapping(&request.mapping_id, to, &actor).await?;
+        let mapping = self
+            .store()?
+            .end_territory_mapping(&request.mapping_id, to, &actor)
+            .await?;
         Ok(Response::new(pb::EndTerritoryMappingResponse {
             mapping: Some(mapping_to_proto(mapping)),
         }))
@@ -563,11 +681,22 @@ impl CustomerService for CustomerGrpc {
             disabled: profile.customer.disabled,
             as_of: Some(date_to_proto(profile.as_of)),
             primary,
-            segments: profile.segments.into_iter().map(customer_segment_to_proto).collect(),
-            territories: profile.territories.into_iter().map(mapping_to_proto).collect(),
+            segments: profile
+                .segments
+                .into_iter()
+                .map(customer_segment_to_proto)
+                .collect(),
+            territories: profile
+                .territories
+                .into_iter()
+                .map(mapping_to_proto)
+                .collect(),
             service_level: service_level_to(profile.service_level).into(),
             service_level_source: source_to(profile.service_level_source).into(),
-            price_tier: profile.price_tier.map(|t| t.to_string()).unwrap_or_default(),
+            price_tier: profile
+                .price_tier
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
             price_tier_source: source_to(profile.price_tier_source).into(),
         }))
     }

@@ -7,15 +7,15 @@ use std::{collections::BTreeSet, sync::Arc};
 
 use chrono::NaiveDate;
 use harsha_customer::{
-    domain::{
-        Actor, AssignmentStatus, CoverageType, Description, DocName, EffectiveRange, NewAssignment, NewSegment,
-        NewTerritoryMapping, Priority, ProfileSource, SegmentCode, SegmentName, SegmentPatch, SegmentStatus,
-        ServiceLevel,
-    },
     CustomerError, CustomerStore, SqlCustomerStore,
+    domain::{
+        Actor, AssignmentStatus, CoverageType, Description, DocName, EffectiveRange, NewAssignment,
+        NewSegment, NewTerritoryMapping, Priority, ProfileSource, SegmentCode, SegmentName,
+        SegmentPatch, SegmentStatus, ServiceLevel,
+    },
 };
 use harsha_store::Engine;
-use harsha_testkit::{fixtures, TestDatabase};
+use harsha_testkit::{TestDatabase, fixtures};
 
 macro_rules! on_every_engine {
     ($($scenario:ident),* $(,)?) => {
@@ -60,12 +60,27 @@ struct Fixture {
 
 async fn fixture(engine: Engine) -> Fixture {
     let database = TestDatabase::erp(engine).await;
-    fixtures::customer(&database.db, "CUST-0001", "Sweet Corner Bakers", "Retail", false).await;
-    fixtures::customer(&database.db, "CUST-0002", "Mithai Mahal", "Wholesale", false).await;
+    fixtures::customer(
+        &database.db,
+        "CUST-0001",
+        "Sweet Corner Bakers",
+        "Retail",
+        false,
+    )
+    .await;
+    fixtures::customer(
+        &database.db,
+        "CUST-0002",
+        "Mithai Mahal",
+        "Wholesale",
+        false,
+    )
+    .await;
     fixtures::customer(&database.db, "CUST-0003", "Closed Kiosk", "Retail", true).await;
     fixtures::territory(&database.db, "Karnataka", "India").await;
     fixtures::territory(&database.db, "Bengaluru Urban", "Karnataka").await;
-    let store: Arc<dyn CustomerStore> = Arc::new(SqlCustomerStore::new(database.db.erp_pool().unwrap()));
+    let store: Arc<dyn CustomerStore> =
+        Arc::new(SqlCustomerStore::new(database.db.erp_pool().unwrap()));
     Fixture {
         database,
         store,
@@ -96,7 +111,13 @@ fn new_segment(value: &str, level: ServiceLevel, priority: i32, tier: Option<&st
     }
 }
 
-fn assignment(who: &str, segment: &str, primary: bool, from: &str, to: Option<&str>) -> NewAssignment {
+fn assignment(
+    who: &str,
+    segment: &str,
+    primary: bool,
+    from: &str,
+    to: Option<&str>,
+) -> NewAssignment {
     NewAssignment {
         customer: customer(who),
         segment: code(segment),
@@ -110,7 +131,10 @@ async fn with_segments(engine: Engine, codes: &[&str]) -> Fixture {
     for (i, value) in codes.iter().enumerate() {
         let priority = i32::try_from(i).unwrap() * 10;
         f.store
-            .create_segment(new_segment(value, ServiceLevel::Standard, priority, None), &f.actor)
+            .create_segment(
+                new_segment(value, ServiceLevel::Standard, priority, None),
+                &f.actor,
+            )
             .await
             .unwrap();
     }
@@ -129,7 +153,10 @@ async fn segments_are_created_read_listed_and_updated(engine: Engine) {
     let f = fixture(engine).await;
     let created = f
         .store
-        .create_segment(new_segment("retail", ServiceLevel::Priority, 20, Some("retail-tier")), &f.actor)
+        .create_segment(
+            new_segment("retail", ServiceLevel::Priority, 20, Some("retail-tier")),
+            &f.actor,
+        )
         .await
         .unwrap();
     assert_eq!(created.code.as_str(), "RETAIL");
@@ -138,7 +165,10 @@ async fn segments_are_created_read_listed_and_updated(engine: Engine) {
 
     for value in ["WHOLESALE", "DISTRIBUTOR", "HORECA", "CORPORATE"] {
         f.store
-            .create_segment(new_segment(value, ServiceLevel::Standard, 1, None), &f.actor)
+            .create_segment(
+                new_segment(value, ServiceLevel::Standard, 1, None),
+                &f.actor,
+            )
             .await
             .unwrap();
     }
@@ -153,7 +183,10 @@ async fn segments_are_created_read_listed_and_updated(engine: Engine) {
             None => break,
         }
     }
-    assert_eq!(seen, ["CORPORATE", "DISTRIBUTOR", "HORECA", "RETAIL", "WHOLESALE"]);
+    assert_eq!(
+        seen,
+        ["CORPORATE", "DISTRIBUTOR", "HORECA", "RETAIL", "WHOLESALE"]
+    );
 
     let updated = f
         .store
@@ -170,7 +203,11 @@ async fn segments_are_created_read_listed_and_updated(engine: Engine) {
         .unwrap();
     assert_eq!(updated.segment_name.as_str(), "Retail shops");
     assert_eq!(updated.price_tier, None);
-    assert_eq!(updated.service_level, ServiceLevel::Priority, "fields outside the patch are kept");
+    assert_eq!(
+        updated.service_level,
+        ServiceLevel::Priority,
+        "fields outside the patch are kept"
+    );
     assert_eq!(f.store.segment(&code("RETAIL")).await.unwrap(), updated);
 
     let inactive = f
@@ -185,8 +222,17 @@ async fn segments_are_created_read_listed_and_updated(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(again, inactive, "deactivating twice changes nothing");
-    let active_only = f.store.list_segments(Some(SegmentStatus::Active), 50, "").await.unwrap();
-    assert!(active_only.items.iter().all(|s| s.code.as_str() != "RETAIL"));
+    let active_only = f
+        .store
+        .list_segments(Some(SegmentStatus::Active), 50, "")
+        .await
+        .unwrap();
+    assert!(
+        active_only
+            .items
+            .iter()
+            .all(|s| s.code.as_str() != "RETAIL")
+    );
 
     assert_eq!(
         fixtures::outbox_events(&f.database.db, "RETAIL").await,
@@ -210,51 +256,121 @@ async fn a_duplicate_segment_code_is_refused(engine: Engine) {
     let f = with_segments(engine, &["RETAIL"]).await;
     let duplicate = f
         .store
-        .create_segment(new_segment("Retail", ServiceLevel::Premium, 5, None), &f.actor)
+        .create_segment(
+            new_segment("Retail", ServiceLevel::Premium, 5, None),
+            &f.actor,
+        )
         .await;
     assert!(matches!(duplicate, Err(CustomerError::SegmentExists(c)) if c == "RETAIL"));
-    assert_eq!(f.store.segment(&code("RETAIL")).await.unwrap().service_level, ServiceLevel::Standard);
-    assert_eq!(fixtures::outbox_events(&f.database.db, "RETAIL").await.len(), 1);
+    assert_eq!(
+        f.store
+            .segment(&code("RETAIL"))
+            .await
+            .unwrap()
+            .service_level,
+        ServiceLevel::Standard
+    );
+    assert_eq!(
+        fixtures::outbox_events(&f.database.db, "RETAIL")
+            .await
+            .len(),
+        1
+    );
 }
 
 async fn assignments_answer_as_of_any_date(engine: Engine) {
     let f = with_segments(engine, &["RETAIL", "FESTIVAL"]).await;
     f.store
-        .assign_segment(assignment("CUST-0001", "RETAIL", true, "2026-01-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "RETAIL", true, "2026-01-01", None),
+            &f.actor,
+        )
         .await
         .unwrap();
     f.store
         .assign_segment(
-            assignment("CUST-0001", "FESTIVAL", false, "2026-10-01", Some("2026-11-15")),
+            assignment(
+                "CUST-0001",
+                "FESTIVAL",
+                false,
+                "2026-10-01",
+                Some("2026-11-15"),
+            ),
             &f.actor,
         )
         .await
         .unwrap();
 
     let codes = |list: Vec<harsha_customer::domain::CustomerSegment>| {
-        list.into_iter().map(|s| s.segment.code.to_string()).collect::<Vec<_>>()
+        list.into_iter()
+            .map(|s| s.segment.code.to_string())
+            .collect::<Vec<_>>()
     };
-    assert!(f.store.customer_segments(&customer("CUST-0001"), day("2025-12-31")).await.unwrap().is_empty());
-    assert_eq!(codes(f.store.customer_segments(&customer("CUST-0001"), day("2026-06-01")).await.unwrap()), ["RETAIL"]);
+    assert!(
+        f.store
+            .customer_segments(&customer("CUST-0001"), day("2025-12-31"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        codes(f.store.customer_segments(&customer("CUST-0001"), day("2026-10-01")).await.unwrap()),
+        codes(
+            f.store
+                .customer_segments(&customer("CUST-0001"), day("2026-06-01"))
+                .await
+                .unwrap()
+        ),
+        ["RETAIL"]
+    );
+    assert_eq!(
+        codes(
+            f.store
+                .customer_segments(&customer("CUST-0001"), day("2026-10-01"))
+                .await
+                .unwrap()
+        ),
         ["RETAIL", "FESTIVAL"],
         "primary first"
     );
-    assert_eq!(codes(f.store.customer_segments(&customer("CUST-0001"), day("2026-11-15")).await.unwrap()), ["RETAIL"]);
-    assert_eq!(primary_on(&f, "CUST-0001", "2026-10-05").await.as_deref(), Some("RETAIL"));
+    assert_eq!(
+        codes(
+            f.store
+                .customer_segments(&customer("CUST-0001"), day("2026-11-15"))
+                .await
+                .unwrap()
+        ),
+        ["RETAIL"]
+    );
+    assert_eq!(
+        primary_on(&f, "CUST-0001", "2026-10-05").await.as_deref(),
+        Some("RETAIL")
+    );
     assert_eq!(primary_on(&f, "CUST-0001", "2025-10-05").await, None);
     assert_eq!(primary_on(&f, "CUST-0002", "2026-10-05").await, None);
     assert!(matches!(
-        f.store.primary_segment(&customer("CUST-404"), day("2026-10-05")).await,
+        f.store
+            .primary_segment(&customer("CUST-404"), day("2026-10-05"))
+            .await,
         Err(CustomerError::CustomerNotFound(_))
     ));
 
-    let history = f.store.assignment_history(&customer("CUST-0001"), 1, "").await.unwrap();
-    assert_eq!(history.items[0].segment.as_str(), "FESTIVAL", "newest start first");
+    let history = f
+        .store
+        .assignment_history(&customer("CUST-0001"), 1, "")
+        .await
+        .unwrap();
+    assert_eq!(
+        history.items[0].segment.as_str(),
+        "FESTIVAL",
+        "newest start first"
+    );
     let rest = f
         .store
-        .assignment_history(&customer("CUST-0001"), 1, history.next_token.as_deref().unwrap())
+        .assignment_history(
+            &customer("CUST-0001"),
+            1,
+            history.next_token.as_deref().unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(rest.items[0].segment.as_str(), "RETAIL");
@@ -265,13 +381,19 @@ async fn a_new_primary_ends_the_previous_one_at_its_start(engine: Engine) {
     let f = with_segments(engine, &["RETAIL", "WHOLESALE"]).await;
     let first = f
         .store
-        .assign_segment(assignment("CUST-0001", "RETAIL", true, "2026-01-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "RETAIL", true, "2026-01-01", None),
+            &f.actor,
+        )
         .await
         .unwrap()
         .created;
     let second = f
         .store
-        .assign_segment(assignment("CUST-0001", "WHOLESALE", true, "2026-03-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "WHOLESALE", true, "2026-03-01", None),
+            &f.actor,
+        )
         .await
         .unwrap();
     assert_eq!(second.replaced.len(), 1);
@@ -280,13 +402,26 @@ async fn a_new_primary_ends_the_previous_one_at_its_start(engine: Engine) {
     assert_eq!(second.replaced[0].status, AssignmentStatus::Active);
     assert_eq!(second.created.range.to(), None);
 
-    assert_eq!(primary_on(&f, "CUST-0001", "2026-02-28").await.as_deref(), Some("RETAIL"));
-    assert_eq!(primary_on(&f, "CUST-0001", "2026-03-01").await.as_deref(), Some("WHOLESALE"));
-    let history = f.store.assignment_history(&customer("CUST-0001"), 50, "").await.unwrap();
+    assert_eq!(
+        primary_on(&f, "CUST-0001", "2026-02-28").await.as_deref(),
+        Some("RETAIL")
+    );
+    assert_eq!(
+        primary_on(&f, "CUST-0001", "2026-03-01").await.as_deref(),
+        Some("WHOLESALE")
+    );
+    let history = f
+        .store
+        .assignment_history(&customer("CUST-0001"), 50, "")
+        .await
+        .unwrap();
     assert_eq!(history.items.len(), 2, "history keeps the ended assignment");
     assert_eq!(
         fixtures::outbox_events(&f.database.db, &first.id).await,
-        ["customer.segment_assignment.created", "customer.segment_assignment.replaced"]
+        [
+            "customer.segment_assignment.created",
+            "customer.segment_assignment.replaced"
+        ]
     );
 }
 
@@ -294,45 +429,77 @@ async fn a_same_day_primary_supersedes_and_a_future_one_cuts_the_range(engine: E
     let f = with_segments(engine, &["RETAIL", "WHOLESALE", "DISTRIBUTOR"]).await;
     let planned = f
         .store
-        .assign_segment(assignment("CUST-0001", "RETAIL", true, "2026-05-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "RETAIL", true, "2026-05-01", None),
+            &f.actor,
+        )
         .await
         .unwrap()
         .created;
     let same_day = f
         .store
-        .assign_segment(assignment("CUST-0001", "WHOLESALE", true, "2026-05-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "WHOLESALE", true, "2026-05-01", None),
+            &f.actor,
+        )
         .await
         .unwrap();
     assert_eq!(same_day.replaced[0].id, planned.id);
     assert_eq!(same_day.replaced[0].status, AssignmentStatus::Superseded);
-    assert_eq!(primary_on(&f, "CUST-0001", "2026-05-01").await.as_deref(), Some("WHOLESALE"));
+    assert_eq!(
+        primary_on(&f, "CUST-0001", "2026-05-01").await.as_deref(),
+        Some("WHOLESALE")
+    );
 
     let earlier = f
         .store
-        .assign_segment(assignment("CUST-0001", "DISTRIBUTOR", true, "2026-02-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "DISTRIBUTOR", true, "2026-02-01", None),
+            &f.actor,
+        )
         .await
         .unwrap();
     assert!(earlier.replaced.is_empty(), "a later primary is left alone");
-    assert_eq!(earlier.created.range.to(), Some(day("2026-05-01")), "and the new range stops where it starts");
-    assert_eq!(primary_on(&f, "CUST-0001", "2026-04-30").await.as_deref(), Some("DISTRIBUTOR"));
-    assert_eq!(primary_on(&f, "CUST-0001", "2026-05-01").await.as_deref(), Some("WHOLESALE"));
+    assert_eq!(
+        earlier.created.range.to(),
+        Some(day("2026-05-01")),
+        "and the new range stops where it starts"
+    );
+    assert_eq!(
+        primary_on(&f, "CUST-0001", "2026-04-30").await.as_deref(),
+        Some("DISTRIBUTOR")
+    );
+    assert_eq!(
+        primary_on(&f, "CUST-0001", "2026-05-01").await.as_deref(),
+        Some("WHOLESALE")
+    );
 }
 
 async fn reassigning_a_held_segment_ends_the_old_membership(engine: Engine) {
     let f = with_segments(engine, &["RETAIL", "FESTIVAL"]).await;
     let member = f
         .store
-        .assign_segment(assignment("CUST-0001", "FESTIVAL", false, "2026-01-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "FESTIVAL", false, "2026-01-01", None),
+            &f.actor,
+        )
         .await
         .unwrap()
         .created;
     let promoted = f
         .store
-        .assign_segment(assignment("CUST-0001", "FESTIVAL", true, "2026-06-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "FESTIVAL", true, "2026-06-01", None),
+            &f.actor,
+        )
         .await
         .unwrap();
     assert_eq!(promoted.replaced[0].id, member.id);
-    let segments = f.store.customer_segments(&customer("CUST-0001"), day("2026-07-01")).await.unwrap();
+    let segments = f
+        .store
+        .customer_segments(&customer("CUST-0001"), day("2026-07-01"))
+        .await
+        .unwrap();
     assert_eq!(segments.len(), 1, "the segment is held once on any day");
     assert!(segments[0].assignment.is_primary);
 }
@@ -344,10 +511,22 @@ async fn refused_assignments_write_nothing(engine: Engine) {
         .await
         .unwrap();
     let attempts = [
-        (assignment("CUST-404", "RETAIL", true, "2026-01-01", None), "CustomerNotFound"),
-        (assignment("CUST-0001", "NOPE", true, "2026-01-01", None), "SegmentNotFound"),
-        (assignment("CUST-0001", "LEGACY", true, "2026-01-01", None), "SegmentInactive"),
-        (assignment("CUST-0003", "RETAIL", true, "2026-01-01", None), "CustomerDisabled"),
+        (
+            assignment("CUST-404", "RETAIL", true, "2026-01-01", None),
+            "CustomerNotFound",
+        ),
+        (
+            assignment("CUST-0001", "NOPE", true, "2026-01-01", None),
+            "SegmentNotFound",
+        ),
+        (
+            assignment("CUST-0001", "LEGACY", true, "2026-01-01", None),
+            "SegmentInactive",
+        ),
+        (
+            assignment("CUST-0003", "RETAIL", true, "2026-01-01", None),
+            "CustomerDisabled",
+        ),
     ];
     for (attempt, expected) in attempts {
         let who = attempt.customer.to_string();
@@ -361,7 +540,14 @@ async fn refused_assignments_write_nothing(engine: Engine) {
         };
         assert_eq!(kind, expected);
         if who != "CUST-404" {
-            assert!(f.store.assignment_history(&customer(&who), 50, "").await.unwrap().items.is_empty());
+            assert!(
+                f.store
+                    .assignment_history(&customer(&who), 50, "")
+                    .await
+                    .unwrap()
+                    .items
+                    .is_empty()
+            );
         }
     }
 }
@@ -370,25 +556,40 @@ async fn ending_an_assignment_only_shortens_it(engine: Engine) {
     let f = with_segments(engine, &["RETAIL"]).await;
     let created = f
         .store
-        .assign_segment(assignment("CUST-0001", "RETAIL", true, "2026-01-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "RETAIL", true, "2026-01-01", None),
+            &f.actor,
+        )
         .await
         .unwrap()
         .created;
-    let ended = f.store.end_assignment(&created.id, day("2026-08-01"), &f.actor).await.unwrap();
+    let ended = f
+        .store
+        .end_assignment(&created.id, day("2026-08-01"), &f.actor)
+        .await
+        .unwrap();
     assert_eq!(ended.range.to(), Some(day("2026-08-01")));
     assert_eq!(primary_on(&f, "CUST-0001", "2026-08-01").await, None);
     assert!(matches!(
-        f.store.end_assignment(&created.id, day("2026-09-01"), &f.actor).await,
+        f.store
+            .end_assignment(&created.id, day("2026-09-01"), &f.actor)
+            .await,
         Err(CustomerError::FailedPrecondition(_))
     ));
     assert!(matches!(
         f.store.end_assignment(&created.id, day("2025-12-01"), &f.actor).await,
         Err(CustomerError::InvalidArgument { field, .. }) if field == "effective_to"
     ));
-    let cancelled = f.store.end_assignment(&created.id, day("2026-01-01"), &f.actor).await.unwrap();
+    let cancelled = f
+        .store
+        .end_assignment(&created.id, day("2026-01-01"), &f.actor)
+        .await
+        .unwrap();
     assert_eq!(cancelled.status, AssignmentStatus::Superseded);
     assert!(matches!(
-        f.store.end_assignment("no-such-id", day("2026-01-01"), &f.actor).await,
+        f.store
+            .end_assignment("no-such-id", day("2026-01-01"), &f.actor)
+            .await,
         Err(CustomerError::AssignmentNotFound(_))
     ));
     assert_eq!(primary_on(&f, "CUST-0001", "2026-03-01").await, None);
@@ -400,12 +601,18 @@ async fn segment_members_are_paged_by_customer(engine: Engine) {
         let name = format!("CUST-{i:04}");
         fixtures::customer(&f.database.db, &name, &name, "Retail", false).await;
         f.store
-            .assign_segment(assignment(&name, "RETAIL", i % 2 == 0, "2026-01-01", None), &f.actor)
+            .assign_segment(
+                assignment(&name, "RETAIL", i % 2 == 0, "2026-01-01", None),
+                &f.actor,
+            )
             .await
             .unwrap();
     }
     f.store
-        .assign_segment(assignment("CUST-0001", "RETAIL", false, "2027-01-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0001", "RETAIL", false, "2027-01-01", None),
+            &f.actor,
+        )
         .await
         .unwrap();
 
@@ -424,7 +631,10 @@ async fn segment_members_are_paged_by_customer(engine: Engine) {
         }
     }
     let expected: Vec<String> = (10..25).map(|i| format!("CUST-{i:04}")).collect();
-    assert_eq!(members, expected, "in customer order, without the customer who joins later");
+    assert_eq!(
+        members, expected,
+        "in customer order, without the customer who joins later"
+    );
     let primaries = f
         .store
         .segment_customers(&code("RETAIL"), day("2026-06-01"), true, 50, "")
@@ -432,7 +642,9 @@ async fn segment_members_are_paged_by_customer(engine: Engine) {
         .unwrap();
     assert_eq!(primaries.items.len(), 8);
     assert!(matches!(
-        f.store.segment_customers(&code("NOPE"), day("2026-06-01"), false, 5, "").await,
+        f.store
+            .segment_customers(&code("NOPE"), day("2026-06-01"), false, 5, "")
+            .await,
         Err(CustomerError::SegmentNotFound(_))
     ));
 }
@@ -440,69 +652,132 @@ async fn segment_members_are_paged_by_customer(engine: Engine) {
 async fn territories_and_the_profile_resolve_together(engine: Engine) {
     let f = fixture(engine).await;
     f.store
-        .create_segment(new_segment("WHOLESALE", ServiceLevel::Priority, 50, Some("WHOLESALE")), &f.actor)
+        .create_segment(
+            new_segment("WHOLESALE", ServiceLevel::Priority, 50, Some("WHOLESALE")),
+            &f.actor,
+        )
         .await
         .unwrap();
     f.store
-        .assign_segment(assignment("CUST-0002", "WHOLESALE", true, "2026-01-01", None), &f.actor)
+        .assign_segment(
+            assignment("CUST-0002", "WHOLESALE", true, "2026-01-01", None),
+            &f.actor,
+        )
         .await
         .unwrap();
-    let mapping = |territory: &str, coverage, from: &str, tier: Option<&str>, level| NewTerritoryMapping {
-        customer: customer("CUST-0002"),
-        territory: DocName::parse(territory).unwrap(),
-        coverage,
-        range: EffectiveRange::new(day(from), None).unwrap(),
-        price_tier: tier.map(code),
-        service_level: level,
-    };
+    let mapping =
+        |territory: &str, coverage, from: &str, tier: Option<&str>, level| NewTerritoryMapping {
+            customer: customer("CUST-0002"),
+            territory: DocName::parse(territory).unwrap(),
+            coverage,
+            range: EffectiveRange::new(day(from), None).unwrap(),
+            price_tier: tier.map(code),
+            service_level: level,
+        };
     f.store
-        .map_territory(mapping("Karnataka", CoverageType::Primary, "2026-01-01", None, None), &f.actor)
+        .map_territory(
+            mapping("Karnataka", CoverageType::Primary, "2026-01-01", None, None),
+            &f.actor,
+        )
         .await
         .unwrap();
     let moved = f
         .store
         .map_territory(
-            mapping("Bengaluru Urban", CoverageType::Primary, "2026-07-01", Some("METRO"), Some(ServiceLevel::Premium)),
+            mapping(
+                "Bengaluru Urban",
+                CoverageType::Primary,
+                "2026-07-01",
+                Some("METRO"),
+                Some(ServiceLevel::Premium),
+            ),
             &f.actor,
         )
         .await
         .unwrap();
     assert_eq!(moved.replaced.len(), 1, "one primary territory at a time");
     f.store
-        .map_territory(mapping("Karnataka", CoverageType::Delivery, "2026-07-01", None, None), &f.actor)
+        .map_territory(
+            mapping(
+                "Karnataka",
+                CoverageType::Delivery,
+                "2026-07-01",
+                None,
+                None,
+            ),
+            &f.actor,
+        )
         .await
         .unwrap();
     assert!(matches!(
         f.store
-            .map_territory(mapping("Atlantis", CoverageType::Secondary, "2026-07-01", None, None), &f.actor)
+            .map_territory(
+                mapping(
+                    "Atlantis",
+                    CoverageType::Secondary,
+                    "2026-07-01",
+                    None,
+                    None
+                ),
+                &f.actor
+            )
             .await,
         Err(CustomerError::TerritoryNotFound(_))
     ));
 
-    let before = f.store.profile(&customer("CUST-0002"), day("2026-03-01")).await.unwrap();
+    let before = f
+        .store
+        .profile(&customer("CUST-0002"), day("2026-03-01"))
+        .await
+        .unwrap();
     assert_eq!(before.customer.customer_name, "Mithai Mahal");
-    assert_eq!(before.primary().map(|p| p.segment.code.as_str()), Some("WHOLESALE"));
+    assert_eq!(
+        before.primary().map(|p| p.segment.code.as_str()),
+        Some("WHOLESALE")
+    );
     assert_eq!(before.service_level, ServiceLevel::Priority);
     assert_eq!(before.service_level_source, ProfileSource::PrimarySegment);
-    assert_eq!(before.price_tier.as_ref().map(SegmentCode::as_str), Some("WHOLESALE"));
+    assert_eq!(
+        before.price_tier.as_ref().map(SegmentCode::as_str),
+        Some("WHOLESALE")
+    );
     assert_eq!(before.territories.len(), 1);
 
-    let after = f.store.profile(&customer("CUST-0002"), day("2026-08-01")).await.unwrap();
+    let after = f
+        .store
+        .profile(&customer("CUST-0002"), day("2026-08-01"))
+        .await
+        .unwrap();
     let territories: Vec<_> = after
         .territories
         .iter()
         .map(|t| (t.territory.as_str(), t.coverage))
         .collect();
-    assert_eq!(territories, [("Bengaluru Urban", CoverageType::Primary), ("Karnataka", CoverageType::Delivery)]);
+    assert_eq!(
+        territories,
+        [
+            ("Bengaluru Urban", CoverageType::Primary),
+            ("Karnataka", CoverageType::Delivery)
+        ]
+    );
     assert_eq!(after.service_level, ServiceLevel::Premium);
     assert_eq!(after.service_level_source, ProfileSource::PrimaryTerritory);
-    assert_eq!(after.price_tier.as_ref().map(SegmentCode::as_str), Some("METRO"));
+    assert_eq!(
+        after.price_tier.as_ref().map(SegmentCode::as_str),
+        Some("METRO")
+    );
     assert_eq!(after.price_tier_source, ProfileSource::PrimaryTerritory);
 
-    let disabled = f.store.profile(&customer("CUST-0003"), day("2026-08-01")).await.unwrap();
+    let disabled = f
+        .store
+        .profile(&customer("CUST-0003"), day("2026-08-01"))
+        .await
+        .unwrap();
     assert!(disabled.customer.disabled);
     assert!(matches!(
-        f.store.profile(&customer("CUST-404"), day("2026-08-01")).await,
+        f.store
+            .profile(&customer("CUST-404"), day("2026-08-01"))
+            .await,
         Err(CustomerError::CustomerNotFound(_))
     ));
 }
@@ -514,7 +789,14 @@ async fn territories_and_the_profile_resolve_together(engine: Engine) {
 async fn concurrent_primary_assignments_keep_one_primary_per_day(engine: Engine) {
     let codes = ["A", "B", "C", "D", "E", "F", "G", "H"];
     let f = with_segments(engine, &codes).await;
-    let starts = ["2026-01-01", "2026-01-01", "2026-02-01", "2026-03-15", "2026-02-01", "2026-01-10"];
+    let starts = [
+        "2026-01-01",
+        "2026-01-01",
+        "2026-02-01",
+        "2026-03-15",
+        "2026-02-01",
+        "2026-01-10",
+    ];
     let mut tasks = Vec::new();
     for round in 0..3 {
         for (i, start) in starts.iter().enumerate() {
@@ -530,10 +812,18 @@ async fn concurrent_primary_assignments_keep_one_primary_per_day(engine: Engine)
         }
     }
     let outcomes = futures::future::join_all(tasks).await;
-    let made = outcomes.into_iter().map(|joined| joined.unwrap().unwrap()).count();
-    assert_eq!(made, 18);
+    let made: Vec<_> = outcomes
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+    assert_eq!(made.len(), 18, "every concurrent call succeeds");
 
-    let history = f.store.assignment_history(&customer("CUST-0001"), 500, "").await.unwrap().items;
+    let history = f
+        .store
+        .assignment_history(&customer("CUST-0001"), 500, "")
+        .await
+        .unwrap()
+        .items;
     assert_eq!(history.len(), 18, "every assignment is kept");
     let in_force: Vec<_> = history
         .iter()
@@ -541,14 +831,21 @@ async fn concurrent_primary_assignments_keep_one_primary_per_day(engine: Engine)
         .collect();
     let mut day_cursor = day("2025-12-25");
     while day_cursor <= day("2026-12-31") {
-        let holders = in_force.iter().filter(|a| a.range.contains(day_cursor)).count();
+        let holders = in_force
+            .iter()
+            .filter(|a| a.range.contains(day_cursor))
+            .count();
         assert!(holders <= 1, "{holders} primaries in force on {day_cursor}");
         if day_cursor >= day("2026-01-01") {
             assert_eq!(holders, 1, "no primary on {day_cursor}");
         }
         day_cursor = day_cursor.succ_opt().unwrap();
     }
-    let open: BTreeSet<_> = in_force.iter().filter(|a| a.range.to().is_none()).map(|a| &a.id).collect();
+    let open: BTreeSet<_> = in_force
+        .iter()
+        .filter(|a| a.range.to().is_none())
+        .map(|a| &a.id)
+        .collect();
     assert_eq!(open.len(), 1, "exactly one open-ended primary");
     for on in ["2026-01-05", "2026-02-10", "2026-04-01"] {
         let primary = primary_on(&f, "CUST-0001", on).await;

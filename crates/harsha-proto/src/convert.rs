@@ -68,7 +68,13 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates() {
-        for (year, month, day) in [(2025, 2, 29), (2025, 13, 1), (0, 1, 1), (2025, 1, 0), (2025, -1, 3)] {
+        for (year, month, day) in [
+            (2025, 2, 29),
+            (2025, 13, 1),
+            (0, 1, 1),
+            (2025, 1, 0),
+            (2025, -1, 3),
+        ] {
             let err = date_from_proto(&Date { year, month, day });
             assert!(err.is_err(), "{year}-{month}-{day} accepted");
         }

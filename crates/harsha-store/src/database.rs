@@ -3,11 +3,11 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
+    Executor, MySql, Postgres, Sqlite,
     migrate::Migrator,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    Executor, MySql, Postgres, Sqlite,
 };
 
 use crate::{Engine, Role, StoreError};
@@ -83,7 +83,11 @@ impl Database {
     /// SQLite files are created when missing and run in WAL mode, so readers
     /// never wait for the writer.
     #[tracing::instrument(name = "db.connect", skip(url, settings), fields(role = %role))]
-    pub async fn connect(role: Role, url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
+    pub async fn connect(
+        role: Role,
+        url: &str,
+        settings: &PoolSettings,
+    ) -> Result<Self, StoreError> {
         let engine = Engine::from_url(url)?;
         role.check_engine(engine)?;
         let acquire_timeout = Duration::from_millis(settings.acquire_timeout_ms);
@@ -95,12 +99,12 @@ impl Database {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_millis(settings.sqlite_busy_timeout_ms));
-                if let Some(parent) = options.get_filename().parent() {
-                    if !parent.as_os_str().is_empty() {
-                        tokio::fs::create_dir_all(parent)
-                            .await
-                            .map_err(|e| StoreError::Sql(sqlx::Error::Io(e)))?;
-                    }
+                if let Some(parent) = options.get_filename().parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(|e| StoreError::Sql(sqlx::Error::Io(e)))?;
                 }
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
@@ -122,8 +126,10 @@ impl Database {
                         // stores lock the rows they depend on, then read.
                         .after_connect(|conn, _| {
                             Box::pin(async move {
-                                conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                                    .await?;
+                                conn.execute(
+                                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                                )
+                                .await?;
                                 Ok(())
                             })
                         })
@@ -245,9 +251,13 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_a_role_on_the_wrong_engine() {
-        let err = Database::connect(Role::Erp, "postgres://127.0.0.1/x", &PoolSettings::default())
-            .await
-            .err();
+        let err = Database::connect(
+            Role::Erp,
+            "postgres://127.0.0.1/x",
+            &PoolSettings::default(),
+        )
+        .await
+        .err();
         assert!(matches!(err, Some(StoreError::EngineNotSupported { .. })));
     }
 }

@@ -3,7 +3,7 @@
 //! customers and territories through these. Against a real ERPNext
 //! database, ERPNext owns these rows and nothing here should be called.
 
-use crate::{erp_dispatch, ErpPool};
+use crate::{ErpPool, erp_dispatch};
 
 const INSERT_CUSTOMER: &str = "INSERT INTO `tabCustomer` (`name`, `creation`, `modified`, `modified_by`, `owner`, \
      `customer_name`, `customer_group`, `territory`, `disabled`) \
@@ -28,7 +28,10 @@ pub struct StandInCustomer<'a> {
 }
 
 /// Inserts a customer into `tabCustomer`.
-pub async fn insert_customer(pool: &ErpPool, customer: StandInCustomer<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert_customer(
+    pool: &ErpPool,
+    customer: StandInCustomer<'_>,
+) -> Result<(), sqlx::Error> {
     erp_dispatch!(pool, pool => {
         sqlx::query(INSERT_CUSTOMER)
             .bind(customer.name)
@@ -43,7 +46,12 @@ pub async fn insert_customer(pool: &ErpPool, customer: StandInCustomer<'_>) -> R
 }
 
 /// Inserts a territory into `tabTerritory` under `parent` (empty for the root).
-pub async fn insert_territory(pool: &ErpPool, name: &str, parent: &str, is_group: bool) -> Result<(), sqlx::Error> {
+pub async fn insert_territory(
+    pool: &ErpPool,
+    name: &str,
+    parent: &str,
+    is_group: bool,
+) -> Result<(), sqlx::Error> {
     erp_dispatch!(pool, pool => {
         sqlx::query(INSERT_TERRITORY)
             .bind(name)

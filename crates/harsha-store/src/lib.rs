@@ -9,8 +9,8 @@
 
 mod database;
 mod dialect;
-mod error;
 pub mod erpnext;
+mod error;
 pub mod page;
 mod role;
 

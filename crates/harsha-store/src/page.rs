@@ -2,8 +2,8 @@
 //! key of the last row it returned, and reads it back from the next request.
 //! Tokens are base64url-encoded JSON; clients must treat them as opaque.
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use serde::{de::DeserializeOwned, Serialize};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Serialize, de::DeserializeOwned};
 
 /// The page size when a request asks for none.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -41,8 +41,12 @@ pub fn decode_token<K: DeserializeOwned>(token: &str) -> Result<Option<K>, PageE
     if token.is_empty() {
         return Ok(None);
     }
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| PageError::BadToken)?;
-    serde_json::from_slice(&bytes).map(Some).map_err(|_| PageError::BadToken)
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| PageError::BadToken)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|_| PageError::BadToken)
 }
 
 /// One page of results and the token for the next.
@@ -66,7 +70,10 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Self { items: rows, next_token }
+        Self {
+            items: rows,
+            next_token,
+        }
     }
 
     /// Converts every row.
@@ -85,10 +92,19 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_tampering() {
         let token = encode_token(&("2026-11-26", "A-1"));
-        assert_eq!(decode_token::<(String, String)>(&token), Ok(Some(("2026-11-26".into(), "A-1".into()))));
+        assert_eq!(
+            decode_token::<(String, String)>(&token),
+            Ok(Some(("2026-11-26".into(), "A-1".into())))
+        );
         assert_eq!(decode_token::<(String, String)>(""), Ok(None));
-        assert_eq!(decode_token::<(String, String)>("not a token!"), Err(PageError::BadToken));
-        assert_eq!(decode_token::<(String, String)>(&encode_token(&42)), Err(PageError::BadToken));
+        assert_eq!(
+            decode_token::<(String, String)>("not a token!"),
+            Err(PageError::BadToken)
+        );
+        assert_eq!(
+            decode_token::<(String, String)>(&encode_token(&42)),
+            Err(PageError::BadToken)
+        );
     }
 
     #[test]

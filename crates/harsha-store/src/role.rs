@@ -18,7 +18,10 @@ pub enum Engine {
 impl Engine {
     /// The engine a database URL names.
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme)
+            .unwrap_or_default();
         match scheme {
             "sqlite" => Ok(Self::Sqlite),
             "mysql" | "mariadb" => Ok(Self::MySql),
@@ -116,9 +119,18 @@ mod tests {
 
     #[test]
     fn engines_follow_the_url_scheme() {
-        assert_eq!(Engine::from_url("sqlite://data/erp.sqlite").ok(), Some(Engine::Sqlite));
-        assert_eq!(Engine::from_url("mysql://root@127.0.0.1/erp").ok(), Some(Engine::MySql));
-        assert_eq!(Engine::from_url("postgres://localhost/gw").ok(), Some(Engine::Postgres));
+        assert_eq!(
+            Engine::from_url("sqlite://data/erp.sqlite").ok(),
+            Some(Engine::Sqlite)
+        );
+        assert_eq!(
+            Engine::from_url("mysql://root@127.0.0.1/erp").ok(),
+            Some(Engine::MySql)
+        );
+        assert_eq!(
+            Engine::from_url("postgres://localhost/gw").ok(),
+            Some(Engine::Postgres)
+        );
         assert!(matches!(
             Engine::from_url("redis://localhost"),
             Err(StoreError::UnsupportedUrl { scheme }) if scheme == "redis"

@@ -3,9 +3,8 @@
 #![allow(clippy::expect_used)]
 
 use harsha_store::{
-    erp_dispatch,
+    Database, erp_dispatch,
     erpnext::{self, StandInCustomer},
-    Database,
 };
 
 /// Inserts an ERPNext customer.
@@ -30,9 +29,14 @@ pub async fn customer(db: &Database, name: &str, customer_name: &str, group: &st
 /// # Panics
 /// When the insert fails.
 pub async fn territory(db: &Database, name: &str, parent: &str) {
-    erpnext::insert_territory(&db.erp_pool().expect("an erp database"), name, parent, false)
-        .await
-        .expect("insert territory");
+    erpnext::insert_territory(
+        &db.erp_pool().expect("an erp database"),
+        name,
+        parent,
+        false,
+    )
+    .await
+    .expect("insert territory");
 }
 
 /// The outbox event types recorded for one entity, oldest first.

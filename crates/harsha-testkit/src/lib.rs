@@ -19,7 +19,8 @@ pub fn mysql_server_url() -> String {
 
 /// The PostgreSQL server tests create their databases on.
 pub fn postgres_server_url() -> String {
-    std::env::var("HARSHA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("HARSHA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A fresh, migrated database for one role, removed on drop.
@@ -33,7 +34,11 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Server { admin_url: String, name: String, engine: Engine },
+    Server {
+        admin_url: String,
+        name: String,
+        engine: Engine,
+    },
 }
 
 impl TestDatabase {
@@ -62,19 +67,36 @@ impl TestDatabase {
                 .await
                 .expect("create test database");
                 let url = format!("{}/{name}", admin_url.trim_end_matches('/'));
-                (url, Cleanup::Server { admin_url, name, engine })
+                (
+                    url,
+                    Cleanup::Server {
+                        admin_url,
+                        name,
+                        engine,
+                    },
+                )
             }
             Engine::Postgres => {
                 let admin_url = postgres_server_url();
-                let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", admin_url.trim_end_matches('/')))
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is not reachable: {e}"));
+                let mut admin = sqlx::PgConnection::connect(&format!(
+                    "{}/postgres",
+                    admin_url.trim_end_matches('/')
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is not reachable: {e}"));
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                     .execute(&mut admin)
                     .await
                     .expect("create test database");
                 let url = format!("{}/{name}", admin_url.trim_end_matches('/'));
-                (url, Cleanup::Server { admin_url, name, engine })
+                (
+                    url,
+                    Cleanup::Server {
+                        admin_url,
+                        name,
+                        engine,
+                    },
+                )
             }
         };
         let db = Database::connect(role, &url, &PoolSettings::default())
@@ -92,25 +114,41 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Cleanup::Server { admin_url, name, engine } = &self.cleanup else {
+        let Cleanup::Server {
+            admin_url,
+            name,
+            engine,
+        } = &self.cleanup
+        else {
             return;
         };
-        let (admin_url, name, engine, db) = (admin_url.clone(), name.clone(), *engine, self.db.clone());
-        // Drop runs inside the test's runtime; the database is removed from
-        // a thread with a runtime of its own, and the test waits for it.
+        let (admin_url, name, engine) = (admin_url.clone(), name.clone(), *engine);
+        // Drop runs inside the test's runtime, which may have a single
+        // thread: the database is removed from a thread with a runtime of its
+        // own (the test waits for it), without touching the test's pool,
+        // whose connections need the test's runtime to close.
         let cleaner = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async move {
-                db.close().await;
                 let result = match engine {
                     Engine::MySql => match sqlx::MySqlConnection::connect(&admin_url).await {
-                        Ok(mut admin) => sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
-                            .execute(&mut admin)
-                            .await
-                            .map(drop),
+                        Ok(mut admin) => sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS `{name}`"
+                        )))
+                        .execute(&mut admin)
+                        .await
+                        .map(drop),
                         Err(e) => Err(e),
                     },
-                    _ => match sqlx::PgConnection::connect(&format!("{}/postgres", admin_url.trim_end_matches('/'))).await {
+                    _ => match sqlx::PgConnection::connect(&format!(
+                        "{}/postgres",
+                        admin_url.trim_end_matches('/')
+                    ))
+                    .await
+                    {
                         Ok(mut admin) => sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                             "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
                         )))

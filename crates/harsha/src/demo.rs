@@ -6,15 +6,15 @@
 use anyhow::Context;
 use chrono::NaiveDate;
 use harsha_customer::{
-    domain::{
-        Actor, CoverageType, Description, DocName, EffectiveRange, NewAssignment, NewSegment, NewTerritoryMapping,
-        Priority, SegmentCode, SegmentName, ServiceLevel,
-    },
     CustomerStore, SqlCustomerStore,
+    domain::{
+        Actor, CoverageType, Description, DocName, EffectiveRange, NewAssignment, NewSegment,
+        NewTerritoryMapping, Priority, SegmentCode, SegmentName, ServiceLevel,
+    },
 };
 use harsha_store::{
-    erpnext::{self, StandInCustomer},
     ErpPool,
+    erpnext::{self, StandInCustomer},
 };
 
 const TERRITORIES: &[(&str, &str, bool)] = &[
@@ -31,49 +31,208 @@ const TERRITORIES: &[(&str, &str, bool)] = &[
 
 /// (name, display name, group, territory, disabled)
 const CUSTOMERS: &[(&str, &str, &str, &str, bool)] = &[
-    ("CUST-0001", "Sweet Corner Bakers", "Retail", "Bengaluru Urban", false),
-    ("CUST-0002", "Mithai Mahal Wholesale", "Wholesale", "Hyderabad", false),
+    (
+        "CUST-0001",
+        "Sweet Corner Bakers",
+        "Retail",
+        "Bengaluru Urban",
+        false,
+    ),
+    (
+        "CUST-0002",
+        "Mithai Mahal Wholesale",
+        "Wholesale",
+        "Hyderabad",
+        false,
+    ),
     ("CUST-0003", "Cafe Cocoa", "HoReCa", "Mumbai", false),
-    ("CUST-0004", "Diwali Gifts Corporate Pvt Ltd", "Corporate", "Pune", false),
-    ("CUST-0005", "Deccan Confectionery Distributors", "Distributor", "Hyderabad", false),
+    (
+        "CUST-0004",
+        "Diwali Gifts Corporate Pvt Ltd",
+        "Corporate",
+        "Pune",
+        false,
+    ),
+    (
+        "CUST-0005",
+        "Deccan Confectionery Distributors",
+        "Distributor",
+        "Hyderabad",
+        false,
+    ),
     ("CUST-0006", "Mysore Pak House", "Retail", "Mysuru", false),
-    ("CUST-0007", "Old Town Sweets (closed)", "Retail", "Bengaluru Urban", true),
+    (
+        "CUST-0007",
+        "Old Town Sweets (closed)",
+        "Retail",
+        "Bengaluru Urban",
+        true,
+    ),
 ];
 
-/// (code, name, description, level, priority, price tier)
-const SEGMENTS: &[(&str, &str, &str, ServiceLevel, i32, Option<&str>)] = &[
-    ("RETAIL", "Retail shops", "Neighbourhood sweet shops and bakeries", ServiceLevel::Standard, 10, Some("RETAIL")),
-    ("WHOLESALE", "Wholesale buyers", "Bulk buyers reselling to shops", ServiceLevel::Priority, 40, Some("WHOLESALE")),
-    ("DISTRIBUTOR", "Distributors", "Regional distributors with credit terms", ServiceLevel::Premium, 60, Some("DISTRIBUTOR")),
-    ("HORECA", "Hotels, restaurants, cafes", "Daily fresh deliveries", ServiceLevel::Priority, 30, Some("HORECA")),
-    ("CORPORATE-GIFTING", "Corporate gifting", "Festival hampers for companies", ServiceLevel::Premium, 50, Some("GIFTING")),
-    ("FESTIVAL-BULK", "Festival bulk orders", "Seasonal buyers around Diwali and Holi", ServiceLevel::Standard, 20, None),
+/// A demo segment: code, name, description, level, priority, price tier.
+type DemoSegment = (
+    &'static str,
+    &'static str,
+    &'static str,
+    ServiceLevel,
+    i32,
+    Option<&'static str>,
+);
+
+/// A demo territory mapping: customer, territory, coverage, from, price
+/// tier, service level.
+type DemoMapping = (
+    &'static str,
+    &'static str,
+    CoverageType,
+    &'static str,
+    Option<&'static str>,
+    Option<ServiceLevel>,
+);
+
+const SEGMENTS: &[DemoSegment] = &[
+    (
+        "RETAIL",
+        "Retail shops",
+        "Neighbourhood sweet shops and bakeries",
+        ServiceLevel::Standard,
+        10,
+        Some("RETAIL"),
+    ),
+    (
+        "WHOLESALE",
+        "Wholesale buyers",
+        "Bulk buyers reselling to shops",
+        ServiceLevel::Priority,
+        40,
+        Some("WHOLESALE"),
+    ),
+    (
+        "DISTRIBUTOR",
+        "Distributors",
+        "Regional distributors with credit terms",
+        ServiceLevel::Premium,
+        60,
+        Some("DISTRIBUTOR"),
+    ),
+    (
+        "HORECA",
+        "Hotels, restaurants, cafes",
+        "Daily fresh deliveries",
+        ServiceLevel::Priority,
+        30,
+        Some("HORECA"),
+    ),
+    (
+        "CORPORATE-GIFTING",
+        "Corporate gifting",
+        "Festival hampers for companies",
+        ServiceLevel::Premium,
+        50,
+        Some("GIFTING"),
+    ),
+    (
+        "FESTIVAL-BULK",
+        "Festival bulk orders",
+        "Seasonal buyers around Diwali and Holi",
+        ServiceLevel::Standard,
+        20,
+        None,
+    ),
 ];
 
 /// (customer, segment, primary, from, to)
 const ASSIGNMENTS: &[(&str, &str, bool, &str, Option<&str>)] = &[
     ("CUST-0001", "RETAIL", true, "2025-04-01", None),
-    ("CUST-0001", "FESTIVAL-BULK", false, "2026-10-01", Some("2026-11-16")),
+    (
+        "CUST-0001",
+        "FESTIVAL-BULK",
+        false,
+        "2026-10-01",
+        Some("2026-11-16"),
+    ),
     ("CUST-0002", "RETAIL", true, "2024-04-01", None),
     ("CUST-0002", "WHOLESALE", true, "2025-07-01", None),
     ("CUST-0003", "HORECA", true, "2025-01-15", None),
     ("CUST-0004", "CORPORATE-GIFTING", true, "2025-09-01", None),
-    ("CUST-0004", "FESTIVAL-BULK", false, "2026-09-15", Some("2026-11-30")),
+    (
+        "CUST-0004",
+        "FESTIVAL-BULK",
+        false,
+        "2026-09-15",
+        Some("2026-11-30"),
+    ),
     ("CUST-0005", "WHOLESALE", true, "2024-01-01", None),
     ("CUST-0005", "DISTRIBUTOR", true, "2026-01-01", None),
     ("CUST-0006", "RETAIL", true, "2025-06-01", None),
 ];
 
-/// (customer, territory, coverage, from, price tier, service level)
-const MAPPINGS: &[(&str, &str, CoverageType, &str, Option<&str>, Option<ServiceLevel>)] = &[
-    ("CUST-0001", "Bengaluru Urban", CoverageType::Primary, "2025-04-01", Some("METRO"), None),
-    ("CUST-0002", "Hyderabad", CoverageType::Primary, "2024-04-01", None, None),
-    ("CUST-0003", "Mumbai", CoverageType::Primary, "2025-01-15", Some("METRO"), Some(ServiceLevel::Premium)),
-    ("CUST-0004", "Pune", CoverageType::Primary, "2025-09-01", None, None),
-    ("CUST-0004", "Mumbai", CoverageType::Delivery, "2025-09-01", None, None),
-    ("CUST-0005", "Telangana", CoverageType::Primary, "2024-01-01", None, None),
-    ("CUST-0005", "Karnataka", CoverageType::Secondary, "2026-01-01", None, None),
-    ("CUST-0006", "Mysuru", CoverageType::Primary, "2025-06-01", None, None),
+const MAPPINGS: &[DemoMapping] = &[
+    (
+        "CUST-0001",
+        "Bengaluru Urban",
+        CoverageType::Primary,
+        "2025-04-01",
+        Some("METRO"),
+        None,
+    ),
+    (
+        "CUST-0002",
+        "Hyderabad",
+        CoverageType::Primary,
+        "2024-04-01",
+        None,
+        None,
+    ),
+    (
+        "CUST-0003",
+        "Mumbai",
+        CoverageType::Primary,
+        "2025-01-15",
+        Some("METRO"),
+        Some(ServiceLevel::Premium),
+    ),
+    (
+        "CUST-0004",
+        "Pune",
+        CoverageType::Primary,
+        "2025-09-01",
+        None,
+        None,
+    ),
+    (
+        "CUST-0004",
+        "Mumbai",
+        CoverageType::Delivery,
+        "2025-09-01",
+        None,
+        None,
+    ),
+    (
+        "CUST-0005",
+        "Telangana",
+        CoverageType::Primary,
+        "2024-01-01",
+        None,
+        None,
+    ),
+    (
+        "CUST-0005",
+        "Karnataka",
+        CoverageType::Secondary,
+        "2026-01-01",
+        None,
+        None,
+    ),
+    (
+        "CUST-0006",
+        "Mysuru",
+        CoverageType::Primary,
+        "2025-06-01",
+        None,
+        None,
+    ),
 ];
 
 fn date(value: &str) -> anyhow::Result<NaiveDate> {

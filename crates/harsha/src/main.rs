@@ -24,7 +24,11 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
-#[command(name = "harsha", version, about = "Harsha Mesh: gRPC services for Harsha Delights")]
+#[command(
+    name = "harsha",
+    version,
+    about = "Harsha Mesh: gRPC services for Harsha Delights"
+)]
 struct Cli {
     /// A settings file layered over the built-in defaults.
     #[arg(long, global = true, env = "HARSHA_CONFIG")]
@@ -73,9 +77,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -107,7 +114,11 @@ fn cancel_on_signal(token: CancellationToken) {
 
 /// Waits for every server to stop; after the shutdown signal, gives them
 /// `grace` before giving up on in-flight calls.
-async fn supervise(mut servers: JoinSet<anyhow::Result<()>>, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
+async fn supervise(
+    mut servers: JoinSet<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()> {
     let mut failure = None;
     loop {
         tokio::select! {
@@ -158,7 +169,10 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
     let mut databases = Vec::new();
     for role in Role::ALL {
         let url = settings.embedded_url(role);
-        databases.push((role, server::connect(role, &url, true, &settings.pool).await?));
+        databases.push((
+            role,
+            server::connect(role, &url, true, &settings.pool).await?,
+        ));
     }
     let database_for = |role: Role| {
         databases
@@ -168,17 +182,27 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             .context("every role is connected")
     };
     if demo {
-        let loaded = demo::load(database_for(Role::Erp)?.erp_pool()?).await.context("loading demo data")?;
+        let loaded = demo::load(database_for(Role::Erp)?.erp_pool()?)
+            .await
+            .context("loading demo data")?;
         tracing::info!(loaded, "demo data");
     }
 
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let mut servers = JoinSet::new();
-    println!("Harsha Mesh is up (SQLite under {}):", settings.data_dir.display());
+    println!(
+        "Harsha Mesh is up (SQLite under {}):",
+        settings.data_dir.display()
+    );
     for kind in ServiceKind::ALL {
         let listener = bind(kind, kind.listen_address(&settings.services)).await?;
-        println!("  {:<10} grpc://{}  {}", kind.name(), listener.local_addr()?, kind.grpc_name());
+        println!(
+            "  {:<10} grpc://{}  {}",
+            kind.name(),
+            listener.local_addr()?,
+            kind.grpc_name()
+        );
         servers.spawn(server::run(
             kind,
             listener,
@@ -187,17 +211,33 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             shutdown.clone(),
         ));
     }
-    println!("Try: grpcurl -plaintext {} list", settings.services.customer);
-    let result = supervise(servers, shutdown, Duration::from_secs(settings.shutdown_grace_seconds)).await;
+    println!(
+        "Try: grpcurl -plaintext {} list",
+        settings.services.customer
+    );
+    let result = supervise(
+        servers,
+        shutdown,
+        Duration::from_secs(settings.shutdown_grace_seconds),
+    )
+    .await;
     for (_, database) in databases {
         database.close().await;
     }
     result
 }
 
-async fn serve(settings: Settings, kind: ServiceKind, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    kind: ServiceKind,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let time_zone = settings.time_zone()?;
-    let listener = bind(kind, listen.unwrap_or_else(|| kind.listen_address(&settings.services))).await?;
+    let listener = bind(
+        kind,
+        listen.unwrap_or_else(|| kind.listen_address(&settings.services)),
+    )
+    .await?;
     tracing::info!(service = kind.grpc_name(), address = %listener.local_addr()?, "listening");
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
@@ -213,12 +253,21 @@ async fn serve(settings: Settings, kind: ServiceKind, listen: Option<std::net::S
         time_zone,
         shutdown.clone(),
     ));
-    supervise(servers, shutdown, Duration::from_secs(settings.shutdown_grace_seconds)).await
+    supervise(
+        servers,
+        shutdown,
+        Duration::from_secs(settings.shutdown_grace_seconds),
+    )
+    .await
 }
 
 async fn migrate(settings: Settings, only: Option<Role>) -> anyhow::Result<()> {
-    for role in Role::ALL.into_iter().filter(|role| only.is_none_or(|only| only == *role)) {
-        let database = server::connect(role, settings.databases.url(role), true, &settings.pool).await?;
+    for role in Role::ALL
+        .into_iter()
+        .filter(|role| only.is_none_or(|only| only == *role))
+    {
+        let database =
+            server::connect(role, settings.databases.url(role), true, &settings.pool).await?;
         println!("{role}: migrated ({})", database.engine());
         database.close().await;
     }

@@ -1,13 +1,18 @@
 //! One gRPC server per service: health checking (`grpc.health.v1`, per
 //! service name), server reflection (v1 and v1alpha) and the service
-//! itself, on its own listener. Health reports NOT_SERVING until the
-//! service's database is reachable and migrated, then follows a periodic
-//! ping; calls made before the database is ready answer UNAVAILABLE.
+//! itself, on its own listener.
+//!
+//! Health has two names: the service's own (`harsha.customer.v1.CustomerService`)
+//! is readiness — NOT_SERVING until its database is reachable and migrated,
+//! then following a periodic ping — and `""` is liveness, SERVING while the
+//! server runs, so an outage of the database takes a replica out of rotation
+//! without getting it restarted. Calls made before the database is ready
+//! answer UNAVAILABLE.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use harsha_customer::{grpc::StoreSlot, CustomerGrpc, SqlCustomerStore};
+use harsha_customer::{CustomerGrpc, SqlCustomerStore, grpc::StoreSlot};
 use harsha_proto::harsha::{
     auth::v1::auth_service_server::{AuthService, AuthServiceServer},
     inventory::v1::inventory_service_server::{InventoryService, InventoryServiceServer},
@@ -18,7 +23,7 @@ use harsha_store::{Database, PoolSettings, Role};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::{server::HealthReporter, ServingStatus};
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::settings::Services;
 
@@ -44,7 +49,13 @@ pub enum ServiceKind {
 
 impl ServiceKind {
     /// Every service, in start-up order.
-    pub const ALL: [ServiceKind; 5] = [Self::Customer, Self::Inventory, Self::Pricing, Self::Auth, Self::Sync];
+    pub const ALL: [ServiceKind; 5] = [
+        Self::Customer,
+        Self::Inventory,
+        Self::Pricing,
+        Self::Auth,
+        Self::Sync,
+    ];
 
     /// The database role the service uses.
     pub fn role(self) -> Role {
@@ -124,18 +135,26 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_service_status(kind.grpc_name(), ServingStatus::NotServing).await;
-    reporter.set_service_status("", ServingStatus::NotServing).await;
+    reporter
+        .set_service_status(kind.grpc_name(), ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(harsha_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
     };
     let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
-    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building reflection v1alpha")?;
 
     let customer_store = StoreSlot::default();
     let router = tonic::transport::Server::builder()
@@ -143,16 +162,21 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let router = match kind {
-        ServiceKind::Customer => {
-            router.add_service(CustomerGrpc::new(Arc::clone(&customer_store), time_zone).into_server())
-        }
+        ServiceKind::Customer => router
+            .add_service(CustomerGrpc::new(Arc::clone(&customer_store), time_zone).into_server()),
         ServiceKind::Inventory => router.add_service(InventoryServiceServer::new(ContractOnly)),
         ServiceKind::Pricing => router.add_service(PricingServiceServer::new(ContractOnly)),
         ServiceKind::Auth => router.add_service(AuthServiceServer::new(ContractOnly)),
         ServiceKind::Sync => router.add_service(SyncServiceServer::new(ContractOnly)),
     };
 
-    let readiness = tokio::spawn(become_ready(kind, database, customer_store, reporter, shutdown.clone()));
+    let readiness = tokio::spawn(become_ready(
+        kind,
+        database,
+        customer_store,
+        reporter,
+        shutdown.clone(),
+    ));
     let served = router
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await
@@ -214,7 +238,6 @@ async fn become_ready(
         };
         if serving != Some(status) {
             reporter.set_service_status(kind.grpc_name(), status).await;
-            reporter.set_service_status("", status).await;
             serving = Some(status);
         }
         tokio::select! {
@@ -229,7 +252,12 @@ async fn become_ready(
 }
 
 /// Connects to a role's database and, if asked, migrates it.
-pub async fn connect(role: Role, url: &str, migrate: bool, pool: &PoolSettings) -> anyhow::Result<Database> {
+pub async fn connect(
+    role: Role,
+    url: &str,
+    migrate: bool,
+    pool: &PoolSettings,
+) -> anyhow::Result<Database> {
     let database = Database::connect(role, url, pool)
         .await
         .with_context(|| format!("connecting to the {role} database"))?;

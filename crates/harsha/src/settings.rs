@@ -82,13 +82,17 @@ pub struct Services {
 impl Settings {
     /// Loads the defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let mut builder =
-            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
         builder
-            .add_source(config::Environment::with_prefix("HARSHA").prefix_separator("__").separator("__"))
+            .add_source(
+                config::Environment::with_prefix("HARSHA")
+                    .prefix_separator("__")
+                    .separator("__"),
+            )
             .build()
             .context("reading settings")?
             .try_deserialize()
@@ -97,14 +101,21 @@ impl Settings {
 
     /// The business time zone, checked.
     pub fn time_zone(&self) -> anyhow::Result<chrono_tz::Tz> {
-        self.business_time_zone
-            .parse()
-            .map_err(|_| anyhow::anyhow!("business_time_zone {:?} is not an IANA time zone", self.business_time_zone))
+        self.business_time_zone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "business_time_zone {:?} is not an IANA time zone",
+                self.business_time_zone
+            )
+        })
     }
 
     /// The SQLite URL of a role's file under `data_dir`.
     pub fn embedded_url(&self, role: Role) -> String {
-        format!("sqlite://{}/{}.sqlite", self.data_dir.display(), role.name())
+        format!(
+            "sqlite://{}/{}.sqlite",
+            self.data_dir.display(),
+            role.name()
+        )
     }
 }
 
@@ -124,7 +135,11 @@ mod tests {
     fn a_file_overrides_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("custom.toml");
-        std::fs::write(&file, "business_time_zone = \"Asia/Dubai\"\n[services]\ncustomer = \"127.0.0.1:6000\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "business_time_zone = \"Asia/Dubai\"\n[services]\ncustomer = \"127.0.0.1:6000\"\n",
+        )
+        .unwrap();
         let settings = Settings::load(Some(&file)).unwrap();
         assert_eq!(settings.services.customer.port(), 6000);
         assert_eq!(settings.services.inventory.port(), 50052);

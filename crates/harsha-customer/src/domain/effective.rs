@@ -114,8 +114,13 @@ pub fn plan_replacement<'a>(
         .into_iter()
         .filter(|(_, existing)| existing.from > start && existing.overlaps(&requested))
         .map(|(_, existing)| existing.from)
-        .fold(requested.to, |end, next| Some(end.map_or(next, |end| end.min(next))));
-    let range = EffectiveRange { from: start, to: end };
+        .fold(requested.to, |end, next| {
+            Some(end.map_or(next, |end| end.min(next)))
+        });
+    let range = EffectiveRange {
+        from: start,
+        to: end,
+    };
     let changes = conflicting
         .into_iter()
         .filter(|(_, existing)| existing.overlaps(&range))
@@ -143,7 +148,8 @@ mod tests {
     use super::*;
 
     fn day(n: i64) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default() + chrono::Days::new(n.unsigned_abs())
+        NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default()
+            + chrono::Days::new(n.unsigned_abs())
     }
 
     fn range(from: i64, to: Option<i64>) -> EffectiveRange {
@@ -195,7 +201,10 @@ mod tests {
 
     #[test]
     fn stops_short_of_a_later_record_and_leaves_it_alone() {
-        let plan = plan_replacement(range(10, None), [("old", range(0, Some(12))), ("future", range(30, None))]);
+        let plan = plan_replacement(
+            range(10, None),
+            [("old", range(0, Some(12))), ("future", range(30, None))],
+        );
         assert_eq!(plan.range, range(10, Some(30)));
         assert_eq!(
             plan.changes,
@@ -208,7 +217,10 @@ mod tests {
 
     #[test]
     fn ignores_records_that_ended_before_or_start_after_the_range() {
-        let plan = plan_replacement(range(10, Some(20)), [("past", range(0, Some(10))), ("later", range(20, None))]);
+        let plan = plan_replacement(
+            range(10, Some(20)),
+            [("past", range(0, Some(10))), ("later", range(20, None))],
+        );
         assert_eq!(plan.range, range(10, Some(20)));
         assert!(plan.changes.is_empty());
     }

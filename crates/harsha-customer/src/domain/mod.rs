@@ -10,10 +10,10 @@ mod segment;
 mod values;
 
 pub use assignment::{
-    Assignment, AssignmentStatus, CoverageType, CustomerSegment, NewAssignment, NewTerritoryMapping,
-    TerritoryMapping,
+    Assignment, AssignmentStatus, CoverageType, CustomerSegment, NewAssignment,
+    NewTerritoryMapping, TerritoryMapping,
 };
-pub use effective::{plan_replacement, EffectiveRange, RangeChange, Replacement};
+pub use effective::{EffectiveRange, RangeChange, Replacement, plan_replacement};
 pub use profile::{Customer, CustomerProfile, ProfileSource};
 pub use segment::{NewSegment, Segment, SegmentPatch, SegmentStatus, ServiceLevel};
 pub use values::{Actor, Description, DocName, Priority, SegmentCode, SegmentName, ValueError};

@@ -65,10 +65,16 @@ impl CustomerProfile {
         segments: Vec<CustomerSegment>,
         territories: Vec<TerritoryMapping>,
     ) -> Self {
-        let primary_segment = segments.iter().find(|s| s.assignment.is_primary).map(|s| &s.segment);
-        let primary_territory = territories.iter().find(|t| t.coverage == CoverageType::Primary);
+        let primary_segment = segments
+            .iter()
+            .find(|s| s.assignment.is_primary)
+            .map(|s| &s.segment);
+        let primary_territory = territories
+            .iter()
+            .find(|t| t.coverage == CoverageType::Primary);
 
-        let from_segment = primary_segment.map(|s| (s.service_level, ProfileSource::PrimarySegment));
+        let from_segment =
+            primary_segment.map(|s| (s.service_level, ProfileSource::PrimarySegment));
         let from_territory = primary_territory
             .and_then(|t| t.service_level)
             .map(|level| (level, ProfileSource::PrimaryTerritory));
@@ -113,7 +119,8 @@ mod tests {
 
     use super::*;
     use crate::domain::{
-        Assignment, AssignmentStatus, Description, EffectiveRange, Priority, Segment, SegmentName, SegmentStatus,
+        Assignment, AssignmentStatus, Description, EffectiveRange, Priority, Segment, SegmentName,
+        SegmentStatus,
     };
 
     fn day() -> NaiveDate {
@@ -133,7 +140,12 @@ mod tests {
         SegmentCode::parse(value).unwrap_or_else(|_| unreachable!())
     }
 
-    fn member(segment: &str, primary: bool, level: ServiceLevel, tier: Option<&str>) -> CustomerSegment {
+    fn member(
+        segment: &str,
+        primary: bool,
+        level: ServiceLevel,
+        tier: Option<&str>,
+    ) -> CustomerSegment {
         CustomerSegment {
             assignment: Assignment {
                 id: format!("a-{segment}"),
@@ -159,7 +171,11 @@ mod tests {
         }
     }
 
-    fn territory(coverage: CoverageType, level: Option<ServiceLevel>, tier: Option<&str>) -> TerritoryMapping {
+    fn territory(
+        coverage: CoverageType,
+        level: Option<ServiceLevel>,
+        tier: Option<&str>,
+    ) -> TerritoryMapping {
         TerritoryMapping {
             id: "t".into(),
             customer: customer().name,
@@ -188,7 +204,12 @@ mod tests {
         let profile = CustomerProfile::resolve(
             customer(),
             day(),
-            vec![member("FESTIVAL", false, ServiceLevel::Premium, Some("GIFTING"))],
+            vec![member(
+                "FESTIVAL",
+                false,
+                ServiceLevel::Premium,
+                Some("GIFTING"),
+            )],
             vec![],
         );
         assert_eq!(profile.service_level_source, ProfileSource::Default);
@@ -200,8 +221,17 @@ mod tests {
         let profile = CustomerProfile::resolve(
             customer(),
             day(),
-            vec![member("WHOLESALE", true, ServiceLevel::Priority, Some("WHOLESALE"))],
-            vec![territory(CoverageType::Primary, Some(ServiceLevel::Standard), Some("METRO"))],
+            vec![member(
+                "WHOLESALE",
+                true,
+                ServiceLevel::Priority,
+                Some("WHOLESALE"),
+            )],
+            vec![territory(
+                CoverageType::Primary,
+                Some(ServiceLevel::Standard),
+                Some("METRO"),
+            )],
         );
         assert_eq!(profile.price_tier, Some(code("METRO")));
         assert_eq!(profile.price_tier_source, ProfileSource::PrimaryTerritory);
@@ -211,14 +241,26 @@ mod tests {
         let profile = CustomerProfile::resolve(
             customer(),
             day(),
-            vec![member("RETAIL", true, ServiceLevel::Standard, Some("RETAIL"))],
+            vec![member(
+                "RETAIL",
+                true,
+                ServiceLevel::Standard,
+                Some("RETAIL"),
+            )],
             vec![
-                territory(CoverageType::Secondary, Some(ServiceLevel::Premium), Some("UPCOUNTRY")),
+                territory(
+                    CoverageType::Secondary,
+                    Some(ServiceLevel::Premium),
+                    Some("UPCOUNTRY"),
+                ),
                 territory(CoverageType::Primary, Some(ServiceLevel::Premium), None),
             ],
         );
         assert_eq!(profile.service_level, ServiceLevel::Premium);
-        assert_eq!(profile.service_level_source, ProfileSource::PrimaryTerritory);
+        assert_eq!(
+            profile.service_level_source,
+            ProfileSource::PrimaryTerritory
+        );
         assert_eq!(profile.price_tier, Some(code("RETAIL")));
         assert_eq!(profile.price_tier_source, ProfileSource::PrimarySegment);
     }

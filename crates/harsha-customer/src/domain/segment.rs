@@ -150,7 +150,11 @@ mod tests {
     fn service_levels_rank_standard_below_premium() {
         assert!(ServiceLevel::Standard < ServiceLevel::Priority);
         assert!(ServiceLevel::Priority < ServiceLevel::Premium);
-        for level in [ServiceLevel::Standard, ServiceLevel::Priority, ServiceLevel::Premium] {
+        for level in [
+            ServiceLevel::Standard,
+            ServiceLevel::Priority,
+            ServiceLevel::Premium,
+        ] {
             assert_eq!(ServiceLevel::parse(level.as_str()), Ok(level));
         }
         assert!(ServiceLevel::parse("Gold").is_err());

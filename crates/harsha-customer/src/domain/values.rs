@@ -19,10 +19,14 @@ fn check_length(value: &str, max: usize, what: &str) -> Result<(), ValueError> {
     }
     let chars = value.chars().count();
     if chars > max {
-        return Err(ValueError(format!("{what} is {chars} characters long; the limit is {max}")));
+        return Err(ValueError(format!(
+            "{what} is {chars} characters long; the limit is {max}"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(ValueError(format!("{what} must not contain control characters")));
+        return Err(ValueError(format!(
+            "{what} must not contain control characters"
+        )));
     }
     Ok(())
 }
@@ -37,7 +41,9 @@ impl DocName {
     pub fn parse(value: &str) -> Result<Self, ValueError> {
         check_length(value, MAX_NAME, "a name")?;
         if value.trim() != value {
-            return Err(ValueError("a name must not start or end with spaces".into()));
+            return Err(ValueError(
+                "a name must not start or end with spaces".into(),
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -143,7 +149,9 @@ impl Priority {
         if (0..=1000).contains(&value) {
             Ok(Self(value))
         } else {
-            Err(ValueError(format!("priority must be between 0 and 1000, not {value}")))
+            Err(ValueError(format!(
+                "priority must be between 0 and 1000, not {value}"
+            )))
         }
     }
 
@@ -181,7 +189,10 @@ mod tests {
 
     #[test]
     fn codes_are_upper_cased_and_restricted() {
-        assert_eq!(SegmentCode::parse("retail-b2c").map(|c| c.0), Ok("RETAIL-B2C".into()));
+        assert_eq!(
+            SegmentCode::parse("retail-b2c").map(|c| c.0),
+            Ok("RETAIL-B2C".into())
+        );
         assert!(SegmentCode::parse("").is_err());
         assert!(SegmentCode::parse("RE TAIL").is_err());
         assert!(SegmentCode::parse("ÉLITE").is_err());
@@ -200,7 +211,10 @@ mod tests {
 
     #[test]
     fn display_names_are_trimmed_and_bounded_by_characters_not_bytes() {
-        assert_eq!(SegmentName::parse("  Festival Buyers ").map(|n| n.0), Ok("Festival Buyers".into()));
+        assert_eq!(
+            SegmentName::parse("  Festival Buyers ").map(|n| n.0),
+            Ok("Festival Buyers".into())
+        );
         assert!(SegmentName::parse("   ").is_err());
         assert!(SegmentName::parse(&"मिठाई".repeat(28)).is_ok());
         assert!(SegmentName::parse(&"x".repeat(141)).is_err());

@@ -13,11 +13,11 @@ use harsha_store::page::Page;
 pub use sql::SqlCustomerStore;
 
 use crate::{
+    CustomerError,
     domain::{
         Actor, Assignment, CustomerProfile, CustomerSegment, DocName, NewAssignment, NewSegment,
         NewTerritoryMapping, Segment, SegmentCode, SegmentPatch, SegmentStatus, TerritoryMapping,
     },
-    CustomerError,
 };
 
 /// A new record and the earlier records it ended or superseded.
@@ -34,7 +34,11 @@ pub struct Replaced<T> {
 #[async_trait]
 pub trait CustomerStore: Send + Sync + 'static {
     /// Creates a segment.
-    async fn create_segment(&self, segment: NewSegment, actor: &Actor) -> Result<Segment, CustomerError>;
+    async fn create_segment(
+        &self,
+        segment: NewSegment,
+        actor: &Actor,
+    ) -> Result<Segment, CustomerError>;
     /// Reads a segment.
     async fn segment(&self, code: &SegmentCode) -> Result<Segment, CustomerError>;
     /// Lists segments by code.
@@ -66,14 +70,24 @@ pub trait CustomerStore: Send + Sync + 'static {
         actor: &Actor,
     ) -> Result<Replaced<Assignment>, CustomerError>;
     /// Ends an assignment early.
-    async fn end_assignment(&self, id: &str, effective_to: NaiveDate, actor: &Actor)
-        -> Result<Assignment, CustomerError>;
+    async fn end_assignment(
+        &self,
+        id: &str,
+        effective_to: NaiveDate,
+        actor: &Actor,
+    ) -> Result<Assignment, CustomerError>;
     /// The segments in force for a customer on a date, primary first.
-    async fn customer_segments(&self, customer: &DocName, as_of: NaiveDate)
-        -> Result<Vec<CustomerSegment>, CustomerError>;
+    async fn customer_segments(
+        &self,
+        customer: &DocName,
+        as_of: NaiveDate,
+    ) -> Result<Vec<CustomerSegment>, CustomerError>;
     /// The primary segment in force on a date.
-    async fn primary_segment(&self, customer: &DocName, as_of: NaiveDate)
-        -> Result<Option<CustomerSegment>, CustomerError>;
+    async fn primary_segment(
+        &self,
+        customer: &DocName,
+        as_of: NaiveDate,
+    ) -> Result<Option<CustomerSegment>, CustomerError>;
     /// Every assignment of a customer, newest start first.
     async fn assignment_history(
         &self,
@@ -110,5 +124,9 @@ pub trait CustomerStore: Send + Sync + 'static {
         as_of: NaiveDate,
     ) -> Result<Vec<TerritoryMapping>, CustomerError>;
     /// The customer's resolved profile on a date, read on one connection.
-    async fn profile(&self, customer: &DocName, as_of: NaiveDate) -> Result<CustomerProfile, CustomerError>;
+    async fn profile(
+        &self,
+        customer: &DocName,
+        as_of: NaiveDate,
+    ) -> Result<CustomerProfile, CustomerError>;
 }

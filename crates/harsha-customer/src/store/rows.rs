@@ -6,12 +6,12 @@ use chrono::{NaiveDate, NaiveDateTime};
 use harsha_store::StoreError;
 
 use crate::{
-    domain::{
-        Assignment, AssignmentStatus, CoverageType, Customer, CustomerSegment, Description, DocName,
-        EffectiveRange, Priority, Segment, SegmentCode, SegmentName, SegmentStatus, ServiceLevel,
-        TerritoryMapping, ValueError,
-    },
     CustomerError,
+    domain::{
+        Assignment, AssignmentStatus, CoverageType, Customer, CustomerSegment, Description,
+        DocName, EffectiveRange, Priority, Segment, SegmentCode, SegmentName, SegmentStatus,
+        ServiceLevel, TerritoryMapping, ValueError,
+    },
 };
 
 fn corrupt(column: &str, error: ValueError) -> CustomerError {
@@ -21,7 +21,10 @@ fn corrupt(column: &str, error: ValueError) -> CustomerError {
     }))
 }
 
-fn optional_code(column: &str, value: Option<String>) -> Result<Option<SegmentCode>, CustomerError> {
+fn optional_code(
+    column: &str,
+    value: Option<String>,
+) -> Result<Option<SegmentCode>, CustomerError> {
     value
         .filter(|v| !v.is_empty())
         .map(|v| SegmentCode::parse(&v).map_err(|e| corrupt(column, e)))
@@ -48,11 +51,13 @@ impl TryFrom<SegmentRow> for Segment {
     fn try_from(row: SegmentRow) -> Result<Self, Self::Error> {
         Ok(Segment {
             code: SegmentCode::parse(&row.name).map_err(|e| corrupt("name", e))?,
-            segment_name: SegmentName::parse(&row.segment_name).map_err(|e| corrupt("segment_name", e))?,
+            segment_name: SegmentName::parse(&row.segment_name)
+                .map_err(|e| corrupt("segment_name", e))?,
             description: Description::parse(row.description.as_deref().unwrap_or_default())
                 .map_err(|e| corrupt("description", e))?,
             status: SegmentStatus::parse(&row.status).map_err(|e| corrupt("status", e))?,
-            service_level: ServiceLevel::parse(&row.service_level).map_err(|e| corrupt("service_level", e))?,
+            service_level: ServiceLevel::parse(&row.service_level)
+                .map_err(|e| corrupt("service_level", e))?,
             priority: Priority::new(row.priority).map_err(|e| corrupt("priority", e))?,
             price_tier: optional_code("price_tier", row.price_tier)?,
             created: row.creation,
@@ -153,7 +158,8 @@ impl TryFrom<MappingRow> for TerritoryMapping {
             id: row.name,
             customer: DocName::parse(&row.customer).map_err(|e| corrupt("customer", e))?,
             territory: DocName::parse(&row.territory).map_err(|e| corrupt("territory", e))?,
-            coverage: CoverageType::parse(&row.coverage_type).map_err(|e| corrupt("coverage_type", e))?,
+            coverage: CoverageType::parse(&row.coverage_type)
+                .map_err(|e| corrupt("coverage_type", e))?,
             range: EffectiveRange::stored(row.effective_from, row.effective_to),
             price_tier: optional_code("price_tier", row.price_tier)?,
             service_level: row

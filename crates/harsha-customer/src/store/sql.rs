@@ -8,26 +8,22 @@
 //! that up inside the database.
 
 use chrono::{NaiveDate, NaiveDateTime, SubsecRound, Utc};
-use harsha_store::{
-    erp_dispatch,
-    page::Page,
-    ErpDialect, ErpPool,
-};
+use harsha_store::{ErpDialect, ErpPool, erp_dispatch, page::Page};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::{
-    rows::{AssignmentRow, CustomerRow, CustomerSegmentRow, MappingRow, SegmentRow},
     CustomerStore, Replaced,
+    rows::{AssignmentRow, CustomerRow, CustomerSegmentRow, MappingRow, SegmentRow},
 };
 use crate::{
-    domain::{
-        plan_replacement, Actor, Assignment, EffectiveRange, AssignmentStatus, CoverageType, CustomerProfile, CustomerSegment,
-        DocName, NewAssignment, NewSegment, NewTerritoryMapping, RangeChange, Segment, SegmentCode,
-        SegmentPatch, SegmentStatus, TerritoryMapping,
-    },
     CustomerError,
+    domain::{
+        Actor, Assignment, AssignmentStatus, CoverageType, CustomerProfile, CustomerSegment,
+        DocName, EffectiveRange, NewAssignment, NewSegment, NewTerritoryMapping, RangeChange,
+        Segment, SegmentCode, SegmentPatch, SegmentStatus, TerritoryMapping, plan_replacement,
+    },
 };
 
 /// The service name recorded as the source of outbox events.
@@ -65,9 +61,12 @@ macro_rules! customer_segment_select {
     };
 }
 
-const SELECT_CUSTOMER: &str =
-    "SELECT `name`, `customer_name`, `customer_group`, `disabled` FROM `tabCustomer` WHERE `name` = ?";
-const SELECT_SEGMENT: &str = concat!("SELECT ", segment_columns!(), " FROM `tabHD Customer Segment` WHERE `name` = ?");
+const SELECT_CUSTOMER: &str = "SELECT `name`, `customer_name`, `customer_group`, `disabled` FROM `tabCustomer` WHERE `name` = ?";
+const SELECT_SEGMENT: &str = concat!(
+    "SELECT ",
+    segment_columns!(),
+    " FROM `tabHD Customer Segment` WHERE `name` = ?"
+);
 const LIST_SEGMENTS: &str = concat!(
     "SELECT ",
     segment_columns!(),
@@ -182,11 +181,13 @@ macro_rules! record_event {
 /// returns early unless the customer exists and is enabled.
 macro_rules! lock_active_customer {
     ($tx:expr, $pool:expr, $customer:expr) => {{
-        let row: Option<CustomerRow> =
-            sqlx::query_as(AssertSqlSafe(format!("{SELECT_CUSTOMER}{}", $pool.for_update())))
-                .bind($customer.as_str())
-                .fetch_optional(&mut *$tx)
-                .await?;
+        let row: Option<CustomerRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "{SELECT_CUSTOMER}{}",
+            $pool.for_update()
+        )))
+        .bind($customer.as_str())
+        .fetch_optional(&mut *$tx)
+        .await?;
         let row = row.ok_or_else(|| CustomerError::CustomerNotFound($customer.to_string()))?;
         if row.disabled != 0 {
             return Err(CustomerError::CustomerDisabled($customer.to_string()));
@@ -241,7 +242,11 @@ impl SqlCustomerStore {
 #[async_trait::async_trait]
 impl CustomerStore for SqlCustomerStore {
     #[tracing::instrument(name = "store.create_segment", skip_all, fields(code = %segment.code))]
-    async fn create_segment(&self, segment: NewSegment, actor: &Actor) -> Result<Segment, CustomerError> {
+    async fn create_segment(
+        &self,
+        segment: NewSegment,
+        actor: &Actor,
+    ) -> Result<Segment, CustomerError> {
         let at = now();
         let created = Segment {
             code: segment.code,
@@ -287,7 +292,8 @@ impl CustomerStore for SqlCustomerStore {
         let row: Option<SegmentRow> = erp_dispatch!(&self.pool, pool => {
             sqlx::query_as(SELECT_SEGMENT).bind(code.as_str()).fetch_optional(pool).await?
         });
-        row.ok_or_else(|| CustomerError::SegmentNotFound(code.to_string()))?.try_into()
+        row.ok_or_else(|| CustomerError::SegmentNotFound(code.to_string()))?
+            .try_into()
     }
 
     #[tracing::instrument(name = "store.list_segments", skip_all)]
@@ -349,7 +355,11 @@ impl CustomerStore for SqlCustomerStore {
         skip_all,
         fields(customer = %new.customer, segment = %new.segment, primary = new.is_primary)
     )]
-    async fn assign_segment(&self, new: NewAssignment, actor: &Actor) -> Result<Replaced<Assignment>, CustomerError> {
+    async fn assign_segment(
+        &self,
+        new: NewAssignment,
+        actor: &Actor,
+    ) -> Result<Replaced<Assignment>, CustomerError> {
         let at = now();
         let id = Uuid::now_v7().to_string();
         erp_dispatch!(&self.pool, pool => {
@@ -507,7 +517,10 @@ impl CustomerStore for SqlCustomerStore {
                 .fetch_all(&mut *conn)
                 .await?
         });
-        Page::from_rows(rows, page_size, |row| (row.effective_from, row.name.clone())).try_map(Assignment::try_from)
+        Page::from_rows(rows, page_size, |row| {
+            (row.effective_from, row.name.clone())
+        })
+        .try_map(Assignment::try_from)
     }
 
     #[tracing::instrument(name = "store.segment_customers", skip_all, fields(segment = %code, %as_of))]
@@ -540,7 +553,10 @@ impl CustomerStore for SqlCustomerStore {
                 .fetch_all(&mut *conn)
                 .await?
         });
-        Page::from_rows(rows, page_size, |row| (row.customer.clone(), row.name.clone())).try_map(Assignment::try_from)
+        Page::from_rows(rows, page_size, |row| {
+            (row.customer.clone(), row.name.clone())
+        })
+        .try_map(Assignment::try_from)
     }
 
     #[tracing::instrument(
@@ -679,26 +695,38 @@ impl CustomerStore for SqlCustomerStore {
     }
 
     #[tracing::instrument(name = "store.profile", skip_all, fields(customer = %customer, %as_of))]
-    async fn profile(&self, customer: &DocName, as_of: NaiveDate) -> Result<CustomerProfile, CustomerError> {
-        let (found, segments, territories): (CustomerRow, Vec<CustomerSegmentRow>, Vec<MappingRow>) =
-            erp_dispatch!(&self.pool, pool => {
-                let mut conn = pool.acquire().await?;
-                let found = require_customer!(conn, customer);
-                let segments = sqlx::query_as(SEGMENTS_AS_OF)
-                    .bind(customer.as_str())
-                    .bind(as_of)
-                    .bind(as_of)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let territories = sqlx::query_as(TERRITORIES_AS_OF)
-                    .bind(customer.as_str())
-                    .bind(as_of)
-                    .bind(as_of)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                (found, segments, territories)
-            });
-        Ok(CustomerProfile::resolve(found.try_into()?, as_of, decode(segments)?, decode(territories)?))
+    async fn profile(
+        &self,
+        customer: &DocName,
+        as_of: NaiveDate,
+    ) -> Result<CustomerProfile, CustomerError> {
+        let (found, segments, territories): (
+            CustomerRow,
+            Vec<CustomerSegmentRow>,
+            Vec<MappingRow>,
+        ) = erp_dispatch!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            let found = require_customer!(conn, customer);
+            let segments = sqlx::query_as(SEGMENTS_AS_OF)
+                .bind(customer.as_str())
+                .bind(as_of)
+                .bind(as_of)
+                .fetch_all(&mut *conn)
+                .await?;
+            let territories = sqlx::query_as(TERRITORIES_AS_OF)
+                .bind(customer.as_str())
+                .bind(as_of)
+                .bind(as_of)
+                .fetch_all(&mut *conn)
+                .await?;
+            (found, segments, territories)
+        });
+        Ok(CustomerProfile::resolve(
+            found.try_into()?,
+            as_of,
+            decode(segments)?,
+            decode(territories)?,
+        ))
     }
 }
 
@@ -759,20 +787,26 @@ fn shortened(
     if effective_to < range.from() {
         return Err(CustomerError::invalid(
             "effective_to",
-            format!("{effective_to} is before the {what}'s effective_from ({})", range.from()),
+            format!(
+                "{effective_to} is before the {what}'s effective_from ({})",
+                range.from()
+            ),
         ));
     }
-    if let Some(current) = range.to() {
-        if effective_to > current {
-            return Err(CustomerError::FailedPrecondition(format!(
-                "the {what} already ends on {current}; a range can only be shortened"
-            )));
-        }
+    if let Some(current) = range.to()
+        && effective_to > current
+    {
+        return Err(CustomerError::FailedPrecondition(format!(
+            "the {what} already ends on {current}; a range can only be shortened"
+        )));
     }
     let status = if effective_to == range.from() {
         AssignmentStatus::Superseded
     } else {
         AssignmentStatus::Active
     };
-    Ok((EffectiveRange::stored(range.from(), Some(effective_to)), status))
+    Ok((
+        EffectiveRange::stored(range.from(), Some(effective_to)),
+        status,
+    ))
 }

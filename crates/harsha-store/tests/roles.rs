@@ -1,0 +1,98 @@
+//! Every role migrates on SQLite and on its production engine (MariaDB for
+//! `erp`, PostgreSQL for `gateway` and `sync`), twice without harm, into
+//! its own migration table, and refuses an engine it does not run on.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use harsha_store::{Database, Engine, Pool, PoolSettings, Role, StoreError};
+use harsha_testkit::TestDatabase;
+
+async fn migration_versions(db: &Database) -> Vec<i64> {
+    let table = format!("_harsha_migrations_{}", db.role().name());
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {table} WHERE success ORDER BY version"
+    ));
+    match db.pool() {
+        Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        Pool::MySql(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+    }
+}
+
+async fn migrates_twice(role: Role, engine: Engine) {
+    let test = TestDatabase::new(role, engine).await;
+    let first = migration_versions(&test.db).await;
+    assert!(
+        !first.is_empty(),
+        "{role} on {engine} recorded its migrations"
+    );
+    test.db.migrate().await.unwrap();
+    assert_eq!(
+        migration_versions(&test.db).await,
+        first,
+        "a second run applies nothing"
+    );
+    test.db.ping().await.unwrap();
+    assert_eq!(test.db.engine(), engine);
+}
+
+#[tokio::test]
+async fn erp_migrates_on_sqlite_and_mariadb() {
+    migrates_twice(Role::Erp, Engine::Sqlite).await;
+    migrates_twice(Role::Erp, Engine::MySql).await;
+}
+
+#[tokio::test]
+async fn gateway_migrates_on_sqlite_and_postgres() {
+    migrates_twice(Role::Gateway, Engine::Sqlite).await;
+    migrates_twice(Role::Gateway, Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn sync_migrates_on_sqlite_and_postgres() {
+    migrates_twice(Role::Sync, Engine::Sqlite).await;
+    migrates_twice(Role::Sync, Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn erp_tables_sit_beside_an_existing_erpnext_schema() {
+    // An ERPNext database already has tabCustomer with rows of its own; the
+    // erp migrations must leave both untouched.
+    let erp = TestDatabase::erp(Engine::MySql).await;
+    let Pool::MySql(pool) = erp.db.pool() else {
+        unreachable!()
+    };
+    sqlx::query("INSERT INTO `tabCustomer` (`name`, `customer_name`, `disabled`) VALUES ('CUST-X', 'Existing', 0)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _harsha_migrations_erp")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE `tabHD Sync Outbox`, `tabHD Customer Territory Mapping`, `tabHD Customer Segment Assignment`, `tabHD Customer Segment`")
+        .execute(pool)
+        .await
+        .unwrap();
+    erp.db.migrate().await.unwrap();
+    let kept: String =
+        sqlx::query_scalar("SELECT `customer_name` FROM `tabCustomer` WHERE `name` = 'CUST-X'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, "Existing");
+}
+
+#[tokio::test]
+async fn a_role_refuses_a_foreign_engine_before_connecting() {
+    for (role, url) in [
+        (Role::Erp, "postgres://127.0.0.1/none"),
+        (Role::Gateway, "mysql://127.0.0.1/none"),
+        (Role::Sync, "mysql://127.0.0.1/none"),
+    ] {
+        let refused = Database::connect(role, url, &PoolSettings::default()).await;
+        assert!(
+            matches!(refused, Err(StoreError::EngineNotSupported { .. })),
+            "{role} accepted {url}"
+        );
+    }
+}

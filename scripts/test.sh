@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone:
+#   1. starts MariaDB and PostgreSQL when they are down (installing them with
+#      apt-get only where they are missing);
+#   2. checks formatting, clippy, and the contracts (buf lint, buf breaking);
+#   3. runs every Rust test (unit, behaviour suites on SQLite, MariaDB and
+#      PostgreSQL) with cargo nextest;
+#   4. runs the end-to-end tests (Python grpcio and grpcurl against
+#      `harsha up`) and validates the Kubernetes manifests.
+# Set CARGO_TARGET_DIR to reuse a build directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+  if [ -z "${APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_for() { # description, command...
+  local what=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "$what did not come up" >&2
+  return 1
+}
+
+ensure_mariadb() {
+  if mysqladmin --protocol=tcp -h127.0.0.1 -uroot ping >/dev/null 2>&1; then return; fi
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    step "installing MariaDB"
+    apt_install mariadb-server mariadb-client
+  fi
+  step "starting MariaDB"
+  install -d -o mysql -g mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_for "MariaDB" mysqladmin --protocol=socket -uroot ping
+  # A fresh install lets root in through the socket only; the tests connect
+  # over TCP as root with no password, as on the development machines.
+  if ! mysqladmin --protocol=tcp -h127.0.0.1 -uroot ping >/dev/null 2>&1; then
+    mysql --protocol=socket -uroot -e \
+      "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket; FLUSH PRIVILEGES;"
+  fi
+  wait_for "MariaDB over TCP" mysqladmin --protocol=tcp -h127.0.0.1 -uroot ping
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  if [ ! -d /etc/postgresql ] || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    step "installing PostgreSQL"
+    apt_install postgresql postgresql-client
+  fi
+  step "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  wait_for "PostgreSQL" pg_isready -q -h 127.0.0.1 -p 5432
+}
+
+ensure_tools() {
+  if ! command -v npm >/dev/null 2>&1; then
+    step "installing Node.js (for buf)"
+    apt_install nodejs npm
+  fi
+  if [ ! -x tools/node_modules/.bin/buf ]; then
+    step "installing buf"
+    (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+  fi
+  if [ ! -x .venv/bin/pytest ] || ! cmp -s tests/requirements.txt .venv/requirements.txt; then
+    step "installing the Python test clients"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+    cp tests/requirements.txt .venv/requirements.txt
+  fi
+}
+
+ensure_mariadb
+ensure_postgres
+ensure_tools
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "buf lint"
+tools/node_modules/.bin/buf lint
+base=${HARSHA_BREAKING_BASE:-HEAD~1}
+if git rev-parse --verify --quiet "$base^{commit}" >/dev/null && [ -n "$(git ls-tree "$base" proto/harsha 2>/dev/null)" ]; then
+  step "buf breaking against $base"
+  tools/node_modules/.bin/buf breaking --against "$ROOT/.git#ref=$base"
+else
+  step "buf breaking: no earlier contracts at $base to compare with"
+fi
+
+step "cargo nextest (unit, SQLite, MariaDB, PostgreSQL)"
+cargo build --workspace --locked --bins
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "end-to-end (Python grpcio, grpcurl) and Kubernetes manifests"
+HARSHA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/harsha" .venv/bin/pytest -q -p no:cacheprovider tests/e2e tests/k8s
