@@ -131,3 +131,19 @@ def test_serve_waits_for_its_database_then_migrates_and_serves(tmp_path):
         code = process.wait(timeout=30)
         subprocess.run([*mysql, "-e", f"DROP DATABASE IF EXISTS `{name}`"], check=False)
     assert code == 0
+
+
+def test_buf_curl_calls_through_reflection_v1(mesh):
+    """`buf curl` asks reflection v1 first: it works with no proto files."""
+    from conftest import ROOT
+
+    buf = ROOT / "tools" / "node_modules" / ".bin" / "buf"
+    assert buf.exists(), "buf is installed by scripts/test.sh"
+    reply = subprocess.run(
+        [str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", "grpc-v1",
+         "-d", '{"customer": "CUST-0001", "asOf": {"year": 2026, "month": 11, "day": 1}}',
+         f"http://{mesh.address('customer')}/harsha.customer.v1.CustomerService/ListCustomerSegments"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    segments = [s["segment"]["code"] for s in json.loads(reply)["segments"]]
+    assert segments == ["RETAIL", "FESTIVAL-BULK"], "primary first, the festival membership in force on Nov 1"

@@ -77,8 +77,22 @@ pub struct CustomerSegment {
     pub segment: Segment,
 }
 
-/// How a territory covers a customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+impl CustomerSegment {
+    /// Puts a customer's segments in the order callers see them: the
+    /// primary first, then by segment priority (highest first), then code.
+    pub fn sort(segments: &mut [CustomerSegment]) {
+        segments.sort_by(|a, b| {
+            b.assignment
+                .is_primary
+                .cmp(&a.assignment.is_primary)
+                .then(b.segment.priority.cmp(&a.segment.priority))
+                .then_with(|| a.segment.code.cmp(&b.segment.code))
+        });
+    }
+}
+
+/// How a territory covers a customer. The derived order ranks coverage: primary, secondary, delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum CoverageType {
     /// The home territory; one at a time.
     Primary,
@@ -132,6 +146,18 @@ pub struct TerritoryMapping {
     pub created: NaiveDateTime,
     /// When it last changed (UTC).
     pub modified: NaiveDateTime,
+}
+
+impl TerritoryMapping {
+    /// Puts a customer's territories in the order callers see them: by
+    /// coverage (primary, secondary, delivery), then by territory.
+    pub fn sort(mappings: &mut [TerritoryMapping]) {
+        mappings.sort_by(|a, b| {
+            a.coverage
+                .cmp(&b.coverage)
+                .then_with(|| a.territory.cmp(&b.territory))
+        });
+    }
 }
 
 /// A territory mapping to make.

@@ -11,6 +11,13 @@ use chrono::NaiveDate;
 use harsha_store::page::Page;
 
 pub use sql::SqlCustomerStore;
+/// The read queries of the hot paths, for `EXPLAIN` in benchmarks and
+/// operational checks.
+pub mod queries {
+    pub use super::sql::{
+        CUSTOMER_PRIMARY_AS_OF, CUSTOMER_SEGMENTS_AS_OF, SELECT_CUSTOMER, TERRITORIES_AS_OF,
+    };
+}
 
 use crate::{
     CustomerError,

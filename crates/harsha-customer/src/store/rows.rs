@@ -174,13 +174,64 @@ impl TryFrom<MappingRow> for TerritoryMapping {
     }
 }
 
-/// The `tabCustomer` columns the service reads.
+/// The `tabCustomer` columns the service reads, prefixed `c_` so that
+/// they can share a row with an assignment's.
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct CustomerRow {
+    #[sqlx(rename = "c_name")]
     pub name: String,
+    #[sqlx(rename = "c_customer_name")]
     pub customer_name: Option<String>,
+    #[sqlx(rename = "c_customer_group")]
     pub customer_group: Option<String>,
+    #[sqlx(rename = "c_disabled")]
     pub disabled: i32,
+}
+
+/// A customer left-joined with one of its assignments (and its segment),
+/// if any matched the join.
+#[derive(Debug)]
+pub(super) struct CustomerJoinRow {
+    pub customer: CustomerRow,
+    pub segment: Option<CustomerSegmentRow>,
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for CustomerJoinRow
+where
+    R: sqlx::Row,
+    CustomerRow: sqlx::FromRow<'r, R>,
+    CustomerSegmentRow: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let customer = CustomerRow::from_row(row)?;
+        let assignment: Option<String> = row.try_get("name")?;
+        let segment = assignment
+            .map(|_| CustomerSegmentRow::from_row(row))
+            .transpose()?;
+        Ok(Self { customer, segment })
+    }
+}
+
+impl CustomerJoinRow {
+    /// Splits joined rows into the customer and the segments it holds;
+    /// `None` when there is no row, i.e. no such customer.
+    pub fn split(
+        rows: Vec<Self>,
+    ) -> Result<Option<(Customer, Vec<CustomerSegment>)>, CustomerError> {
+        let mut rows = rows.into_iter();
+        let Some(first) = rows.next() else {
+            return Ok(None);
+        };
+        let customer = Customer::try_from(first.customer)?;
+        let segments = std::iter::once(first.segment)
+            .chain(rows.map(|row| row.segment))
+            .flatten()
+            .map(CustomerSegment::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((customer, segments)))
+    }
 }
 
 impl TryFrom<CustomerRow> for Customer {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     CustomerStore, Replaced,
-    rows::{AssignmentRow, CustomerRow, CustomerSegmentRow, MappingRow, SegmentRow},
+    rows::{AssignmentRow, CustomerJoinRow, CustomerRow, MappingRow, SegmentRow},
 };
 use crate::{
     CustomerError,
@@ -48,20 +48,25 @@ macro_rules! mapping_columns {
     };
 }
 
-/// Assignments joined with their segments.
-macro_rules! customer_segment_select {
+/// A customer row left-joined with its active assignments and their
+/// segments; the caller appends the rest of the join condition.
+macro_rules! customer_join_select {
     () => {
-        "SELECT a.`name`, a.`customer`, a.`segment`, a.`is_primary`, a.`effective_from`, a.`effective_to`, \
+        "SELECT c.`name` AS c_name, c.`customer_name` AS c_customer_name, \
+         c.`customer_group` AS c_customer_group, c.`disabled` AS c_disabled, \
+         a.`name`, a.`customer`, a.`segment`, a.`is_primary`, a.`effective_from`, a.`effective_to`, \
          a.`status`, a.`creation`, a.`modified`, s.`segment_name` AS s_segment_name, \
          s.`description` AS s_description, s.`status` AS s_status, s.`service_level` AS s_service_level, \
          s.`priority` AS s_priority, s.`price_tier` AS s_price_tier, s.`creation` AS s_creation, \
          s.`modified` AS s_modified \
-         FROM `tabHD Customer Segment Assignment` a \
-         JOIN `tabHD Customer Segment` s ON s.`name` = a.`segment` "
+         FROM `tabCustomer` c \
+         LEFT JOIN `tabHD Customer Segment Assignment` a ON a.`customer` = c.`name` AND a.`status` = 'Active' "
     };
 }
 
-const SELECT_CUSTOMER: &str = "SELECT `name`, `customer_name`, `customer_group`, `disabled` FROM `tabCustomer` WHERE `name` = ?";
+/// Reads a customer (the first query of every read).
+pub const SELECT_CUSTOMER: &str = "SELECT `name` AS c_name, `customer_name` AS c_customer_name, \
+     `customer_group` AS c_customer_group, `disabled` AS c_disabled FROM `tabCustomer` WHERE `name` = ?";
 const SELECT_SEGMENT: &str = concat!(
     "SELECT ",
     segment_columns!(),
@@ -98,17 +103,27 @@ const INSERT_ASSIGNMENT: &str = "INSERT INTO `tabHD Customer Segment Assignment`
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const END_ASSIGNMENT: &str = "UPDATE `tabHD Customer Segment Assignment` SET `effective_to` = ?, `status` = ?, \
      `modified` = ?, `modified_by` = ? WHERE `name` = ?";
-const SEGMENTS_AS_OF: &str = concat!(
-    customer_segment_select!(),
-    "WHERE a.`customer` = ? AND a.`status` = 'Active' AND a.`effective_from` <= ? \
-     AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
-     ORDER BY a.`is_primary` DESC, s.`priority` DESC, a.`segment`"
+/// A customer (`c_` columns) with each segment it holds on a date, one row
+/// per segment or a single row with NULL assignment columns when it holds
+/// none, and no row when the customer does not exist: one round trip
+/// answers both "does the customer exist" and "what does it hold"
+/// (`?` date, date, customer). Order is applied by the domain.
+pub const CUSTOMER_SEGMENTS_AS_OF: &str = concat!(
+    customer_join_select!(),
+    "AND a.`effective_from` <= ? AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
+     LEFT JOIN `tabHD Customer Segment` s ON s.`name` = a.`segment` \
+     WHERE c.`name` = ?"
 );
-const PRIMARY_AS_OF: &str = concat!(
-    customer_segment_select!(),
-    "WHERE a.`customer` = ? AND a.`is_primary` = 1 AND a.`status` = 'Active' AND a.`effective_from` <= ? \
+/// A customer with its primary segment on a date (`?` date, date,
+/// customer); the assignment columns are NULL when it has none. The
+/// one-primary rule makes this one row; no ORDER BY, so MariaDB needs no
+/// temporary table.
+pub const CUSTOMER_PRIMARY_AS_OF: &str = concat!(
+    customer_join_select!(),
+    "AND a.`is_primary` = 1 AND a.`effective_from` <= ? \
      AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
-     ORDER BY a.`effective_from` DESC LIMIT 1"
+     LEFT JOIN `tabHD Customer Segment` s ON s.`name` = a.`segment` \
+     WHERE c.`name` = ?"
 );
 const ASSIGNMENT_HISTORY: &str = concat!(
     "SELECT ",
@@ -145,12 +160,12 @@ const INSERT_MAPPING: &str = "INSERT INTO `tabHD Customer Territory Mapping` (`n
      `price_tier`, `service_level`, `status`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const END_MAPPING: &str = "UPDATE `tabHD Customer Territory Mapping` SET `effective_to` = ?, `status` = ?, \
      `modified` = ?, `modified_by` = ? WHERE `name` = ?";
-const TERRITORIES_AS_OF: &str = concat!(
+/// The territory mappings of a customer on a date (`?` customer, date, date).
+pub const TERRITORIES_AS_OF: &str = concat!(
     "SELECT ",
     mapping_columns!(),
     " FROM `tabHD Customer Territory Mapping` WHERE `customer` = ? AND `status` = 'Active' \
-     AND `effective_from` <= ? AND (`effective_to` IS NULL OR `effective_to` > ?) \
-     ORDER BY CASE `coverage_type` WHEN 'Primary' THEN 0 WHEN 'Secondary' THEN 1 ELSE 2 END, `territory`"
+     AND `effective_from` <= ? AND (`effective_to` IS NULL OR `effective_to` > ?)"
 );
 
 const INSERT_OUTBOX: &str = "INSERT INTO `tabHD Sync Outbox` (`name`, `creation`, `modified`, `modified_by`, \
@@ -473,12 +488,13 @@ impl CustomerStore for SqlCustomerStore {
         customer: &DocName,
         as_of: NaiveDate,
     ) -> Result<Vec<CustomerSegment>, CustomerError> {
-        let rows: Vec<CustomerSegmentRow> = erp_dispatch!(&self.pool, pool => {
-            let mut conn = pool.acquire().await?;
-            require_customer!(conn, customer);
-            sqlx::query_as(SEGMENTS_AS_OF).bind(customer.as_str()).bind(as_of).bind(as_of).fetch_all(&mut *conn).await?
+        let rows: Vec<CustomerJoinRow> = erp_dispatch!(&self.pool, pool => {
+            sqlx::query_as(CUSTOMER_SEGMENTS_AS_OF).bind(as_of).bind(as_of).bind(customer.as_str()).fetch_all(pool).await?
         });
-        decode(rows)
+        let (_, mut segments) = CustomerJoinRow::split(rows)?
+            .ok_or_else(|| CustomerError::CustomerNotFound(customer.to_string()))?;
+        CustomerSegment::sort(&mut segments);
+        Ok(segments)
     }
 
     #[tracing::instrument(name = "store.primary_segment", skip_all, fields(customer = %customer, %as_of))]
@@ -487,12 +503,16 @@ impl CustomerStore for SqlCustomerStore {
         customer: &DocName,
         as_of: NaiveDate,
     ) -> Result<Option<CustomerSegment>, CustomerError> {
-        let row: Option<CustomerSegmentRow> = erp_dispatch!(&self.pool, pool => {
-            let mut conn = pool.acquire().await?;
-            require_customer!(conn, customer);
-            sqlx::query_as(PRIMARY_AS_OF).bind(customer.as_str()).bind(as_of).bind(as_of).fetch_optional(&mut *conn).await?
+        let rows: Vec<CustomerJoinRow> = erp_dispatch!(&self.pool, pool => {
+            sqlx::query_as(CUSTOMER_PRIMARY_AS_OF).bind(as_of).bind(as_of).bind(customer.as_str()).fetch_all(pool).await?
         });
-        row.map(CustomerSegment::try_from).transpose()
+        let (_, segments) = CustomerJoinRow::split(rows)?
+            .ok_or_else(|| CustomerError::CustomerNotFound(customer.to_string()))?;
+        // Should the rule ever be broken, the latest start wins, as it would
+        // for a caller reading the history.
+        Ok(segments
+            .into_iter()
+            .max_by_key(|s| s.assignment.range.from()))
     }
 
     #[tracing::instrument(name = "store.assignment_history", skip_all, fields(customer = %customer))]
@@ -691,41 +711,43 @@ impl CustomerStore for SqlCustomerStore {
             require_customer!(conn, customer);
             sqlx::query_as(TERRITORIES_AS_OF).bind(customer.as_str()).bind(as_of).bind(as_of).fetch_all(&mut *conn).await?
         });
-        decode(rows)
+        let mut territories = decode(rows)?;
+        TerritoryMapping::sort(&mut territories);
+        Ok(territories)
     }
 
+    /// Two queries on two connections at once (the customer with its
+    /// segments, and its territories), so the call costs one round trip.
     #[tracing::instrument(name = "store.profile", skip_all, fields(customer = %customer, %as_of))]
     async fn profile(
         &self,
         customer: &DocName,
         as_of: NaiveDate,
     ) -> Result<CustomerProfile, CustomerError> {
-        let (found, segments, territories): (
-            CustomerRow,
-            Vec<CustomerSegmentRow>,
-            Vec<MappingRow>,
-        ) = erp_dispatch!(&self.pool, pool => {
-            let mut conn = pool.acquire().await?;
-            let found = require_customer!(conn, customer);
-            let segments = sqlx::query_as(SEGMENTS_AS_OF)
-                .bind(customer.as_str())
-                .bind(as_of)
-                .bind(as_of)
-                .fetch_all(&mut *conn)
-                .await?;
-            let territories = sqlx::query_as(TERRITORIES_AS_OF)
-                .bind(customer.as_str())
-                .bind(as_of)
-                .bind(as_of)
-                .fetch_all(&mut *conn)
-                .await?;
-            (found, segments, territories)
+        let (segment_rows, territory_rows): (Vec<CustomerJoinRow>, Vec<MappingRow>) = erp_dispatch!(&self.pool, pool => {
+            futures::try_join!(
+                sqlx::query_as(CUSTOMER_SEGMENTS_AS_OF)
+                    .bind(as_of)
+                    .bind(as_of)
+                    .bind(customer.as_str())
+                    .fetch_all(pool),
+                sqlx::query_as(TERRITORIES_AS_OF)
+                    .bind(customer.as_str())
+                    .bind(as_of)
+                    .bind(as_of)
+                    .fetch_all(pool),
+            )?
         });
+        let (found, mut segments) = CustomerJoinRow::split(segment_rows)?
+            .ok_or_else(|| CustomerError::CustomerNotFound(customer.to_string()))?;
+        let mut territories = decode(territory_rows)?;
+        CustomerSegment::sort(&mut segments);
+        TerritoryMapping::sort(&mut territories);
         Ok(CustomerProfile::resolve(
-            found.try_into()?,
+            found,
             as_of,
-            decode(segments)?,
-            decode(territories)?,
+            segments,
+            territories,
         ))
     }
 }
