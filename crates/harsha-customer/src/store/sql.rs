@@ -222,6 +222,137 @@ macro_rules! require_customer {
     }};
 }
 
+/// What the store needs to end an effective-dated record of either kind
+/// (segment assignment or territory mapping) and report it.
+trait DatedRecord: Clone + Serialize {
+    /// The entity type recorded in outbox events.
+    const ENTITY_TYPE: &'static str;
+    /// The prefix of its event types (`<prefix>.replaced`, `<prefix>.ended`).
+    const EVENT_PREFIX: &'static str;
+    /// `UPDATE … SET effective_to, status, modified, modified_by WHERE name`.
+    const END_SQL: &'static str;
+
+    /// The record's id.
+    fn id(&self) -> &str;
+    /// Its range.
+    fn range(&self) -> EffectiveRange;
+    /// Its status.
+    fn status(&self) -> AssignmentStatus;
+    /// Applies an end, in memory, as the database now has it.
+    fn set_end(&mut self, effective_to: NaiveDate, status: AssignmentStatus, at: NaiveDateTime);
+
+    /// [`Self::END_SQL`], reached through a value.
+    fn end_sql(&self) -> &'static str {
+        Self::END_SQL
+    }
+    /// [`Self::EVENT_PREFIX`], reached through a value.
+    fn event_prefix(&self) -> &'static str {
+        Self::EVENT_PREFIX
+    }
+    /// [`Self::ENTITY_TYPE`], reached through a value.
+    fn entity_type(&self) -> &'static str {
+        Self::ENTITY_TYPE
+    }
+}
+
+impl DatedRecord for Assignment {
+    const ENTITY_TYPE: &'static str = "SegmentAssignment";
+    const EVENT_PREFIX: &'static str = "customer.segment_assignment";
+    const END_SQL: &'static str = END_ASSIGNMENT;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn range(&self) -> EffectiveRange {
+        self.range
+    }
+
+    fn status(&self) -> AssignmentStatus {
+        self.status
+    }
+
+    fn set_end(&mut self, effective_to: NaiveDate, status: AssignmentStatus, at: NaiveDateTime) {
+        self.range = EffectiveRange::stored(self.range.from(), Some(effective_to));
+        self.status = status;
+        self.modified = at;
+    }
+}
+
+impl DatedRecord for TerritoryMapping {
+    const ENTITY_TYPE: &'static str = "TerritoryMapping";
+    const EVENT_PREFIX: &'static str = "customer.territory_mapping";
+    const END_SQL: &'static str = END_MAPPING;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn range(&self) -> EffectiveRange {
+        self.range
+    }
+
+    fn status(&self) -> AssignmentStatus {
+        self.status
+    }
+
+    fn set_end(&mut self, effective_to: NaiveDate, status: AssignmentStatus, at: NaiveDateTime) {
+        self.range = EffectiveRange::stored(self.range.from(), Some(effective_to));
+        self.status = status;
+        self.modified = at;
+    }
+}
+
+/// Ends `$record` (a [`DatedRecord`]) at `$effective_to` with `$status`
+/// inside `$tx`, updates it in memory and records a `<prefix>.$suffix`
+/// event.
+macro_rules! end_record {
+    ($tx:expr, $at:expr, $actor:expr, $record:expr, $effective_to:expr, $status:expr, $suffix:literal) => {{
+        sqlx::query(DatedRecord::end_sql(&$record))
+            .bind($effective_to)
+            .bind($status.as_str())
+            .bind($at)
+            .bind($actor.as_str())
+            .bind($record.id().to_owned())
+            .execute(&mut *$tx)
+            .await?;
+        $record.set_end($effective_to, $status, $at);
+        let event = format!("{}.{}", DatedRecord::event_prefix(&$record), $suffix);
+        record_event!(
+            $tx,
+            $at,
+            $actor,
+            DatedRecord::entity_type(&$record),
+            $record.id(),
+            event,
+            &$record
+        )?;
+    }};
+}
+
+/// Applies a replacement plan's changes to the conflicting records inside
+/// `$tx` and evaluates to those records as they now are.
+macro_rules! apply_replacement {
+    ($tx:expr, $at:expr, $actor:expr, $conflicting:expr, $changes:expr) => {{
+        let mut replaced = Vec::new();
+        for change in $changes {
+            let (changed_id, effective_to, status) = match change {
+                RangeChange::End { id, effective_to } => {
+                    (id, effective_to, AssignmentStatus::Active)
+                }
+                RangeChange::Supersede { id, effective_to } => {
+                    (id, effective_to, AssignmentStatus::Superseded)
+                }
+            };
+            if let Some(mut earlier) = $conflicting.iter().find(|r| r.id() == changed_id).cloned() {
+                end_record!($tx, $at, $actor, earlier, effective_to, status, "replaced");
+                replaced.push(earlier);
+            }
+        }
+        replaced
+    }};
+}
+
 /// The current time as stored: UTC, to the microsecond (MariaDB's
 /// `datetime(6)`), so what a write returns equals what a read returns.
 fn now() -> NaiveDateTime {
@@ -395,29 +526,7 @@ impl CustomerStore for SqlCustomerStore {
                 .await?;
             let conflicting: Vec<Assignment> = decode(conflicting)?;
             let plan = plan_replacement(new.range, conflicting.iter().map(|a| (a.id.as_str(), a.range)));
-            let mut replaced = Vec::with_capacity(plan.changes.len());
-            for change in plan.changes {
-                let (changed_id, effective_to, status) = match change {
-                    RangeChange::End { id, effective_to } => (id, effective_to, AssignmentStatus::Active),
-                    RangeChange::Supersede { id, effective_to } => (id, effective_to, AssignmentStatus::Superseded),
-                };
-                sqlx::query(END_ASSIGNMENT)
-                    .bind(effective_to)
-                    .bind(status.as_str())
-                    .bind(at)
-                    .bind(actor.as_str())
-                    .bind(&changed_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(mut earlier) = conflicting.iter().find(|a| a.id == changed_id).cloned() {
-                    earlier.range = EffectiveRange::stored(earlier.range.from(), Some(effective_to));
-                    earlier.status = status;
-                    earlier.modified = at;
-                    record_event!(tx, at, actor, "SegmentAssignment", earlier.id.as_str(),
-                        "customer.segment_assignment.replaced", &earlier)?;
-                    replaced.push(earlier);
-                }
-            }
+            let replaced = apply_replacement!(tx, at, actor, conflicting, plan.changes);
             let created = Assignment {
                 id,
                 customer: new.customer,
@@ -464,19 +573,8 @@ impl CustomerStore for SqlCustomerStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             let mut assignment = Assignment::try_from(row.ok_or_else(|| CustomerError::AssignmentNotFound(id.to_owned()))?)?;
-            let (range, status) = shortened(assignment.range, assignment.status, effective_to, "assignment")?;
-            sqlx::query(END_ASSIGNMENT)
-                .bind(effective_to)
-                .bind(status.as_str())
-                .bind(at)
-                .bind(actor.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            assignment.range = range;
-            assignment.status = status;
-            assignment.modified = at;
-            record_event!(tx, at, actor, "SegmentAssignment", id, "customer.segment_assignment.ended", &assignment)?;
+            let status = ending_status(&assignment, effective_to, "assignment")?;
+            end_record!(tx, at, actor, assignment, effective_to, status, "ended");
             tx.commit().await?;
             Ok(assignment)
         })
@@ -609,29 +707,7 @@ impl CustomerStore for SqlCustomerStore {
                 .await?;
             let conflicting: Vec<TerritoryMapping> = decode(conflicting)?;
             let plan = plan_replacement(new.range, conflicting.iter().map(|m| (m.id.as_str(), m.range)));
-            let mut replaced = Vec::with_capacity(plan.changes.len());
-            for change in plan.changes {
-                let (changed_id, effective_to, status) = match change {
-                    RangeChange::End { id, effective_to } => (id, effective_to, AssignmentStatus::Active),
-                    RangeChange::Supersede { id, effective_to } => (id, effective_to, AssignmentStatus::Superseded),
-                };
-                sqlx::query(END_MAPPING)
-                    .bind(effective_to)
-                    .bind(status.as_str())
-                    .bind(at)
-                    .bind(actor.as_str())
-                    .bind(&changed_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(mut earlier) = conflicting.iter().find(|m| m.id == changed_id).cloned() {
-                    earlier.range = EffectiveRange::stored(earlier.range.from(), Some(effective_to));
-                    earlier.status = status;
-                    earlier.modified = at;
-                    record_event!(tx, at, actor, "TerritoryMapping", earlier.id.as_str(),
-                        "customer.territory_mapping.replaced", &earlier)?;
-                    replaced.push(earlier);
-                }
-            }
+            let replaced = apply_replacement!(tx, at, actor, conflicting, plan.changes);
             let created = TerritoryMapping {
                 id,
                 customer: new.customer,
@@ -682,19 +758,8 @@ impl CustomerStore for SqlCustomerStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             let mut mapping = TerritoryMapping::try_from(row.ok_or_else(|| CustomerError::MappingNotFound(id.to_owned()))?)?;
-            let (range, status) = shortened(mapping.range, mapping.status, effective_to, "territory mapping")?;
-            sqlx::query(END_MAPPING)
-                .bind(effective_to)
-                .bind(status.as_str())
-                .bind(at)
-                .bind(actor.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            mapping.range = range;
-            mapping.status = status;
-            mapping.modified = at;
-            record_event!(tx, at, actor, "TerritoryMapping", id, "customer.territory_mapping.ended", &mapping)?;
+            let status = ending_status(&mapping, effective_to, "territory mapping")?;
+            end_record!(tx, at, actor, mapping, effective_to, status, "ended");
             tx.commit().await?;
             Ok(mapping)
         })
@@ -793,15 +858,15 @@ impl SqlCustomerStore {
     }
 }
 
-/// The range and status of a record ended at `effective_to`: it may only be
+/// The status a record gets when ended at `effective_to`: it may only be
 /// shortened, not reopened; ending it on its first day supersedes it.
-fn shortened(
-    range: EffectiveRange,
-    status: AssignmentStatus,
+fn ending_status(
+    record: &impl DatedRecord,
     effective_to: NaiveDate,
     what: &str,
-) -> Result<(EffectiveRange, AssignmentStatus), CustomerError> {
-    if status == AssignmentStatus::Superseded {
+) -> Result<AssignmentStatus, CustomerError> {
+    let range = record.range();
+    if record.status() == AssignmentStatus::Superseded {
         return Err(CustomerError::FailedPrecondition(format!(
             "the {what} was superseded and is not in force"
         )));
@@ -822,13 +887,9 @@ fn shortened(
             "the {what} already ends on {current}; a range can only be shortened"
         )));
     }
-    let status = if effective_to == range.from() {
+    Ok(if effective_to == range.from() {
         AssignmentStatus::Superseded
     } else {
         AssignmentStatus::Active
-    };
-    Ok((
-        EffectiveRange::stored(range.from(), Some(effective_to)),
-        status,
-    ))
+    })
 }
