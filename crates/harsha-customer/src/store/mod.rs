@@ -15,7 +15,8 @@ pub use sql::SqlCustomerStore;
 /// operational checks.
 pub mod queries {
     pub use super::sql::{
-        CUSTOMER_PRIMARY_AS_OF, CUSTOMER_SEGMENTS_AS_OF, SELECT_CUSTOMER, TERRITORIES_AS_OF,
+        CUSTOMER_PRIMARY_AS_OF, CUSTOMER_PROFILE_AS_OF, CUSTOMER_SEGMENTS_AS_OF, SELECT_CUSTOMER,
+        TERRITORIES_AS_OF,
     };
 }
 

@@ -134,19 +134,30 @@ impl TryFrom<CustomerSegmentRow> for CustomerSegment {
     }
 }
 
-/// A `tabHD Customer Territory Mapping` row.
+/// A `tabHD Customer Territory Mapping` row (columns prefixed `m_`).
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct MappingRow {
+    #[sqlx(rename = "m_name")]
     pub name: String,
+    #[sqlx(rename = "m_customer")]
     pub customer: String,
+    #[sqlx(rename = "m_territory")]
     pub territory: String,
+    #[sqlx(rename = "m_coverage_type")]
     pub coverage_type: String,
+    #[sqlx(rename = "m_effective_from")]
     pub effective_from: NaiveDate,
+    #[sqlx(rename = "m_effective_to")]
     pub effective_to: Option<NaiveDate>,
+    #[sqlx(rename = "m_price_tier")]
     pub price_tier: Option<String>,
+    #[sqlx(rename = "m_service_level")]
     pub service_level: Option<String>,
+    #[sqlx(rename = "m_status")]
     pub status: String,
+    #[sqlx(rename = "m_creation")]
     pub creation: NaiveDateTime,
+    #[sqlx(rename = "m_modified")]
     pub modified: NaiveDateTime,
 }
 
@@ -244,5 +255,46 @@ impl TryFrom<CustomerRow> for Customer {
             customer_group: row.customer_group.unwrap_or_default(),
             disabled: row.disabled != 0,
         })
+    }
+}
+
+/// One row of the profile query: either the customer with one of its
+/// segments, or one of its territory mappings.
+#[derive(Debug)]
+pub(super) enum ProfileRow {
+    Customer(CustomerJoinRow),
+    Territory(MappingRow),
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for ProfileRow
+where
+    R: sqlx::Row,
+    CustomerJoinRow: sqlx::FromRow<'r, R>,
+    MappingRow: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let customer: Option<String> = row.try_get("c_name")?;
+        if customer.is_some() {
+            CustomerJoinRow::from_row(row).map(Self::Customer)
+        } else {
+            MappingRow::from_row(row).map(Self::Territory)
+        }
+    }
+}
+
+impl ProfileRow {
+    /// Separates the customer rows from the territory rows.
+    pub fn partition(rows: Vec<Self>) -> (Vec<CustomerJoinRow>, Vec<MappingRow>) {
+        let mut customer = Vec::new();
+        let mut territories = Vec::new();
+        for row in rows {
+            match row {
+                Self::Customer(row) => customer.push(row),
+                Self::Territory(row) => territories.push(row),
+            }
+        }
+        (customer, territories)
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     CustomerStore, Replaced,
-    rows::{AssignmentRow, CustomerJoinRow, CustomerRow, MappingRow, SegmentRow},
+    rows::{AssignmentRow, CustomerJoinRow, CustomerRow, MappingRow, ProfileRow, SegmentRow},
 };
 use crate::{
     CustomerError,
@@ -41,25 +41,36 @@ macro_rules! assignment_columns {
     };
 }
 
+/// Territory mapping columns, prefixed `m_` so that a mapping can share a
+/// result shape with a customer's segments (see `CUSTOMER_PROFILE_AS_OF`).
 macro_rules! mapping_columns {
     () => {
-        "`name`, `customer`, `territory`, `coverage_type`, `effective_from`, `effective_to`, `price_tier`, \
-         `service_level`, `status`, `creation`, `modified`"
+        "`name` AS m_name, `customer` AS m_customer, `territory` AS m_territory, \
+         `coverage_type` AS m_coverage_type, `effective_from` AS m_effective_from, \
+         `effective_to` AS m_effective_to, `price_tier` AS m_price_tier, `service_level` AS m_service_level, \
+         `status` AS m_status, `creation` AS m_creation, `modified` AS m_modified"
     };
 }
 
-/// A customer row left-joined with its active assignments and their
-/// segments; the caller appends the rest of the join condition.
-macro_rules! customer_join_select {
+/// The columns of a customer row left-joined with its assignments and
+/// their segments: `c_` customer, bare assignment, `s_` segment columns.
+macro_rules! customer_join_columns {
     () => {
-        "SELECT c.`name` AS c_name, c.`customer_name` AS c_customer_name, \
+        "c.`name` AS c_name, c.`customer_name` AS c_customer_name, \
          c.`customer_group` AS c_customer_group, c.`disabled` AS c_disabled, \
          a.`name`, a.`customer`, a.`segment`, a.`is_primary`, a.`effective_from`, a.`effective_to`, \
          a.`status`, a.`creation`, a.`modified`, s.`segment_name` AS s_segment_name, \
          s.`description` AS s_description, s.`status` AS s_status, s.`service_level` AS s_service_level, \
          s.`priority` AS s_priority, s.`price_tier` AS s_price_tier, s.`creation` AS s_creation, \
-         s.`modified` AS s_modified \
-         FROM `tabCustomer` c \
+         s.`modified` AS s_modified "
+    };
+}
+
+/// The join of a customer with its active assignments; the caller appends
+/// the rest of the assignment join condition.
+macro_rules! customer_join_from {
+    () => {
+        "FROM `tabCustomer` c \
          LEFT JOIN `tabHD Customer Segment Assignment` a ON a.`customer` = c.`name` AND a.`status` = 'Active' "
     };
 }
@@ -109,17 +120,42 @@ const END_ASSIGNMENT: &str = "UPDATE `tabHD Customer Segment Assignment` SET `ef
 /// answers both "does the customer exist" and "what does it hold"
 /// (`?` date, date, customer). Order is applied by the domain.
 pub const CUSTOMER_SEGMENTS_AS_OF: &str = concat!(
-    customer_join_select!(),
+    "SELECT ",
+    customer_join_columns!(),
+    customer_join_from!(),
     "AND a.`effective_from` <= ? AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
      LEFT JOIN `tabHD Customer Segment` s ON s.`name` = a.`segment` \
      WHERE c.`name` = ?"
+);
+/// Everything `ResolveCustomerProfile` reads, in one round trip: the rows
+/// of [`CUSTOMER_SEGMENTS_AS_OF`] (with NULL mapping columns), then one row
+/// per territory mapping in force (with NULL customer and assignment
+/// columns). `?` date, date, customer, customer, date, date.
+pub const CUSTOMER_PROFILE_AS_OF: &str = concat!(
+    "SELECT ",
+    customer_join_columns!(),
+    ", NULL AS m_name, NULL AS m_customer, NULL AS m_territory, NULL AS m_coverage_type, \
+     NULL AS m_effective_from, NULL AS m_effective_to, NULL AS m_price_tier, NULL AS m_service_level, \
+     NULL AS m_status, NULL AS m_creation, NULL AS m_modified ",
+    customer_join_from!(),
+    "AND a.`effective_from` <= ? AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
+     LEFT JOIN `tabHD Customer Segment` s ON s.`name` = a.`segment` \
+     WHERE c.`name` = ? \
+     UNION ALL \
+     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ",
+    mapping_columns!(),
+    " FROM `tabHD Customer Territory Mapping` WHERE `customer` = ? AND `status` = 'Active' \
+     AND `effective_from` <= ? AND (`effective_to` IS NULL OR `effective_to` > ?)"
 );
 /// A customer with its primary segment on a date (`?` date, date,
 /// customer); the assignment columns are NULL when it has none. The
 /// one-primary rule makes this one row; no ORDER BY, so MariaDB needs no
 /// temporary table.
 pub const CUSTOMER_PRIMARY_AS_OF: &str = concat!(
-    customer_join_select!(),
+    "SELECT ",
+    customer_join_columns!(),
+    customer_join_from!(),
     "AND a.`is_primary` = 1 AND a.`effective_from` <= ? \
      AND (a.`effective_to` IS NULL OR a.`effective_to` > ?) \
      LEFT JOIN `tabHD Customer Segment` s ON s.`name` = a.`segment` \
@@ -781,28 +817,26 @@ impl CustomerStore for SqlCustomerStore {
         Ok(territories)
     }
 
-    /// Two queries on two connections at once (the customer with its
-    /// segments, and its territories), so the call costs one round trip.
+    /// One query, one round trip: the customer with its segments, and its
+    /// territories, as one result.
     #[tracing::instrument(name = "store.profile", skip_all, fields(customer = %customer, %as_of))]
     async fn profile(
         &self,
         customer: &DocName,
         as_of: NaiveDate,
     ) -> Result<CustomerProfile, CustomerError> {
-        let (segment_rows, territory_rows): (Vec<CustomerJoinRow>, Vec<MappingRow>) = erp_dispatch!(&self.pool, pool => {
-            futures::try_join!(
-                sqlx::query_as(CUSTOMER_SEGMENTS_AS_OF)
-                    .bind(as_of)
-                    .bind(as_of)
-                    .bind(customer.as_str())
-                    .fetch_all(pool),
-                sqlx::query_as(TERRITORIES_AS_OF)
-                    .bind(customer.as_str())
-                    .bind(as_of)
-                    .bind(as_of)
-                    .fetch_all(pool),
-            )?
+        let rows: Vec<ProfileRow> = erp_dispatch!(&self.pool, pool => {
+            sqlx::query_as(CUSTOMER_PROFILE_AS_OF)
+                .bind(as_of)
+                .bind(as_of)
+                .bind(customer.as_str())
+                .bind(customer.as_str())
+                .bind(as_of)
+                .bind(as_of)
+                .fetch_all(pool)
+                .await?
         });
+        let (segment_rows, territory_rows) = ProfileRow::partition(rows);
         let (found, mut segments) = CustomerJoinRow::split(segment_rows)?
             .ok_or_else(|| CustomerError::CustomerNotFound(customer.to_string()))?;
         let mut territories = decode(territory_rows)?;
