@@ -20,6 +20,11 @@ pub trait ErpDialect {
     /// `FOR UPDATE` on MariaDB, nothing on SQLite (whose write transaction
     /// already excludes every other writer).
     fn for_update(&self) -> &'static str;
+
+    /// The suffix that makes a `SELECT` hold a shared lock on the rows it
+    /// reads until commit, so they cannot change under the transaction:
+    /// `LOCK IN SHARE MODE` on MariaDB, nothing on SQLite.
+    fn for_share(&self) -> &'static str;
 }
 
 impl ErpDialect for Pool<MySql> {
@@ -32,6 +37,10 @@ impl ErpDialect for Pool<MySql> {
     fn for_update(&self) -> &'static str {
         " FOR UPDATE"
     }
+
+    fn for_share(&self) -> &'static str {
+        " LOCK IN SHARE MODE"
+    }
 }
 
 impl ErpDialect for Pool<Sqlite> {
@@ -42,6 +51,10 @@ impl ErpDialect for Pool<Sqlite> {
     }
 
     fn for_update(&self) -> &'static str {
+        ""
+    }
+
+    fn for_share(&self) -> &'static str {
         ""
     }
 }

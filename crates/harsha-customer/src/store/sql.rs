@@ -547,8 +547,12 @@ impl CustomerStore for SqlCustomerStore {
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             lock_active_customer!(tx, pool, &new.customer);
-            let segment: Option<SegmentRow> =
-                sqlx::query_as(SELECT_SEGMENT).bind(new.segment.as_str()).fetch_optional(&mut *tx).await?;
+            // A shared lock: a concurrent deactivation waits for this
+            // assignment, or this assignment sees the segment inactive.
+            let segment: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_SEGMENT}{}", pool.for_share())))
+                .bind(new.segment.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
             let segment = Segment::try_from(segment.ok_or_else(|| CustomerError::SegmentNotFound(new.segment.to_string()))?)?;
             if segment.status != SegmentStatus::Active {
                 return Err(CustomerError::SegmentInactive(segment.code.to_string()));
@@ -587,8 +591,8 @@ impl CustomerStore for SqlCustomerStore {
                 .bind(created.status.as_str())
                 .execute(&mut *tx)
                 .await?;
-            record_event!(tx, at, actor, "SegmentAssignment", created.id.as_str(),
-                "customer.segment_assignment.created", &created)?;
+            let event = format!("{}.created", Assignment::EVENT_PREFIX);
+            record_event!(tx, at, actor, Assignment::ENTITY_TYPE, created.id.as_str(), event, &created)?;
             tx.commit().await?;
             Ok(Replaced { created, replaced })
         })
@@ -772,8 +776,8 @@ impl CustomerStore for SqlCustomerStore {
                 .bind(created.status.as_str())
                 .execute(&mut *tx)
                 .await?;
-            record_event!(tx, at, actor, "TerritoryMapping", created.id.as_str(),
-                "customer.territory_mapping.created", &created)?;
+            let event = format!("{}.created", TerritoryMapping::EVENT_PREFIX);
+            record_event!(tx, at, actor, TerritoryMapping::ENTITY_TYPE, created.id.as_str(), event, &created)?;
             tx.commit().await?;
             Ok(Replaced { created, replaced })
         })
