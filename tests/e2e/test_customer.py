@@ -85,6 +85,11 @@ def test_a_segment_lifecycle_from_create_to_members(customer_stub):
     assert updated.priority == 70
     assert updated.segment_name == "Holi colour-sweets buyers"
 
+    unmasked = customer_stub.UpdateSegment(pb.UpdateSegmentRequest(segment=pb.Segment(code=code, priority=75))).segment
+    assert unmasked.priority == 75
+    assert unmasked.price_tier == "FESTIVE", "without a mask, fields the request leaves unset are kept"
+    assert unmasked.service_level == pb.SERVICE_LEVEL_PRIORITY
+
     outcome = customer_stub.AssignSegment(
         pb.AssignSegmentRequest(customer="CUST-0006", segment_code=code, is_primary=True, effective_from=day("2027-03-01"))
     )

@@ -147,3 +147,53 @@ def test_buf_curl_calls_through_reflection_v1(mesh):
     ).stdout
     segments = [s["segment"]["code"] for s in json.loads(reply)["segments"]]
     assert segments == ["RETAIL", "FESTIVAL-BULK"], "primary first, the festival membership in force on Nov 1"
+
+
+def test_serve_without_start_up_migrations_waits_for_harsha_migrate(tmp_path):
+    """As in Kubernetes (`migrate_on_start = false`): a service on an
+    unmigrated database stays NOT_SERVING until `harsha migrate` has run."""
+    import os
+    import socket
+    import time
+    import uuid
+
+    from conftest import ROOT
+
+    name = f"harsha_e2e_{uuid.uuid4().hex[:12]}"
+    mysql = ["mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot"]
+    subprocess.run([*mysql, "-e", f"CREATE DATABASE `{name}`"], check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}",
+               HARSHA__MIGRATE_ON_START="false")
+    binary = os.environ.get("HARSHA_BIN", str(ROOT / "target" / "debug" / "harsha"))
+    process = subprocess.Popen([binary, "serve", "customer", "--listen", f"127.0.0.1:{port}"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        health = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service="harsha.customer.v1.CustomerService")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status = health.Check(request, timeout=1).status
+                break
+            except grpc.RpcError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.2)
+        time.sleep(1.5)
+        assert health.Check(request).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        migrated = subprocess.run([binary, "migrate", "--role", "erp"], env=env, capture_output=True, text=True)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "erp: migrated (MariaDB)" in migrated.stdout
+        deadline = time.monotonic() + 30
+        while health.Check(request).status != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline, "never became SERVING after the migration"
+            time.sleep(0.25)
+        channel.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        subprocess.run([*mysql, "-e", f"DROP DATABASE IF EXISTS `{name}`"], check=False)
+    assert code == 0

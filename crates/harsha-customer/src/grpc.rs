@@ -268,9 +268,20 @@ fn segment_patch(
         "priority",
         "price_tier",
     ];
+    // Without a mask, only the fields the request sets (non-default values)
+    // change, as AIP-134 asks; clearing a field needs the mask.
     let paths: Vec<&str> = match mask {
         Some(mask) if !mask.paths.is_empty() => mask.paths.iter().map(String::as_str).collect(),
-        _ => EDITABLE.to_vec(),
+        _ => EDITABLE
+            .into_iter()
+            .filter(|path| match *path {
+                "segment_name" => !segment.segment_name.is_empty(),
+                "description" => !segment.description.is_empty(),
+                "service_level" => segment.service_level != 0,
+                "priority" => segment.priority != 0,
+                _ => !segment.price_tier.is_empty(),
+            })
+            .collect(),
     };
     let mut patch = SegmentPatch::default();
     for path in paths {
@@ -343,8 +354,9 @@ impl From<CustomerError> for Status {
     }
 }
 
-/// A storage failure as the caller sees it: `UNAVAILABLE` when the database
-/// cannot be reached (worth retrying), `INTERNAL` otherwise. Details go to
+/// A storage failure as the caller sees it: `ABORTED` when it lost a lock
+/// race (retry the change), `UNAVAILABLE` when the database cannot be
+/// reached (retry later), `INTERNAL` otherwise. Details go to
 /// the log, not to the caller.
 fn store_status(error: &StoreError) -> Status {
     let unreachable = matches!(
@@ -352,6 +364,10 @@ fn store_status(error: &StoreError) -> Status {
         StoreError::Sql(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
     );
     let chain = error_chain(error);
+    if error.is_contention() {
+        tracing::warn!(error = %chain, "customer write lost a lock race");
+        return Status::aborted("the change conflicted with a concurrent one; retry it");
+    }
     if unreachable {
         tracing::warn!(error = %chain, "customer database unreachable");
         Status::unavailable("the customer database is unavailable; retry later")

@@ -50,6 +50,7 @@ on_every_engine!(
     segment_members_are_paged_by_customer,
     territories_and_the_profile_resolve_together,
     concurrent_primary_assignments_keep_one_primary_per_day,
+    new_records_carry_the_erpnext_spelling_of_names,
 );
 
 struct Fixture {
@@ -850,5 +851,31 @@ async fn concurrent_primary_assignments_keep_one_primary_per_day(engine: Engine)
     for on in ["2026-01-05", "2026-02-10", "2026-04-01"] {
         let primary = primary_on(&f, "CUST-0001", on).await;
         assert!(primary.is_some(), "the store answers a primary on {on}");
+    }
+}
+
+/// MariaDB (like ERPNext) matches names without regard to case; what is
+/// stored is the name as ERPNext spells it, never the caller's spelling.
+/// SQLite matches exactly.
+async fn new_records_carry_the_erpnext_spelling_of_names(engine: Engine) {
+    let f = with_segments(engine, &["RETAIL"]).await;
+    let outcome = f
+        .store
+        .assign_segment(
+            assignment("cust-0001", "RETAIL", true, "2026-01-01", None),
+            &f.actor,
+        )
+        .await;
+    match engine {
+        Engine::MySql => {
+            assert_eq!(outcome.unwrap().created.customer.as_str(), "CUST-0001");
+            let members = f
+                .store
+                .segment_customers(&code("RETAIL"), day("2026-02-01"), false, 10, "")
+                .await
+                .unwrap();
+            assert_eq!(members.items[0].customer.as_str(), "CUST-0001");
+        }
+        _ => assert!(matches!(outcome, Err(CustomerError::CustomerNotFound(_)))),
     }
 }

@@ -211,6 +211,32 @@ impl Database {
         migrator
     }
 
+    /// How many of the role's embedded migrations are not applied yet (all of
+    /// them when the migration table does not exist). A service that does
+    /// not migrate at start-up waits for this to reach zero before it reports
+    /// itself ready.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let table = format!("_harsha_migrations_{}", self.role.name());
+        let sql = sqlx::AssertSqlSafe(format!("SELECT version FROM {table} WHERE success = TRUE"));
+        let applied: Result<Vec<i64>, sqlx::Error> = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Pool::MySql(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        };
+        let applied = match applied {
+            Ok(applied) => applied,
+            // No migration table: nothing is applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(other) => return Err(other.into()),
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|migration| !migration.migration_type.is_down_migration())
+            .filter(|migration| !applied.contains(&migration.version))
+            .count())
+    }
+
     /// Checks the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.pool {
@@ -246,6 +272,17 @@ mod tests {
             db.ping().await?;
             db.close().await;
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn counts_pending_migrations_until_migrated() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Sql(sqlx::Error::Io(e)))?;
+        let url = format!("sqlite://{}/erp.sqlite", dir.path().display());
+        let db = Database::connect(Role::Erp, &url, &PoolSettings::default()).await?;
+        assert!(db.pending_migrations().await? > 0);
+        db.migrate().await?;
+        assert_eq!(db.pending_migrations().await?, 0);
         Ok(())
     }
 

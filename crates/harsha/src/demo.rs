@@ -6,7 +6,7 @@
 use anyhow::Context;
 use chrono::NaiveDate;
 use harsha_customer::{
-    CustomerStore, SqlCustomerStore,
+    CustomerError, CustomerStore, SqlCustomerStore,
     domain::{
         Actor, CoverageType, Description, DocName, EffectiveRange, NewAssignment, NewSegment,
         NewTerritoryMapping, Priority, SegmentCode, SegmentName, ServiceLevel,
@@ -239,16 +239,15 @@ fn date(value: &str) -> anyhow::Result<NaiveDate> {
     value.parse().with_context(|| format!("demo date {value}"))
 }
 
-/// Loads the demo data unless the database already has segments.
-/// Returns whether anything was loaded.
+/// Loads whatever part of the demo data is missing, so an interrupted load
+/// completes on the next `harsha up --demo` and a complete one is left
+/// alone. Returns whether anything was added.
 pub async fn load(pool: ErpPool) -> anyhow::Result<bool> {
     let store = SqlCustomerStore::new(pool.clone());
-    if !store.list_segments(None, 1, "").await?.items.is_empty() {
-        return Ok(false);
-    }
     let actor = Actor::named("demo@harshadelights.in");
+    let mut added = false;
     for (name, parent, is_group) in TERRITORIES {
-        erpnext::insert_territory(&pool, name, parent, *is_group).await?;
+        added |= inserted(erpnext::insert_territory(&pool, name, parent, *is_group).await)?;
     }
     for (name, customer_name, group, territory, disabled) in CUSTOMERS {
         let customer = StandInCustomer {
@@ -258,7 +257,7 @@ pub async fn load(pool: ErpPool) -> anyhow::Result<bool> {
             territory,
             disabled: *disabled,
         };
-        erpnext::insert_customer(&pool, customer).await?;
+        added |= inserted(erpnext::insert_customer(&pool, customer).await)?;
     }
     for (code, name, description, level, priority, tier) in SEGMENTS {
         let segment = NewSegment {
@@ -269,27 +268,66 @@ pub async fn load(pool: ErpPool) -> anyhow::Result<bool> {
             priority: Priority::new(*priority)?,
             price_tier: tier.map(SegmentCode::parse).transpose()?,
         };
-        store.create_segment(segment, &actor).await?;
+        match store.create_segment(segment, &actor).await {
+            Ok(_) => added = true,
+            Err(CustomerError::SegmentExists(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    // A customer's demo assignments go in only while it has none at all.
+    let mut with_history = Vec::new();
+    for (customer, ..) in ASSIGNMENTS {
+        let customer = DocName::parse(customer)?;
+        if !store
+            .assignment_history(&customer, 1, "")
+            .await?
+            .items
+            .is_empty()
+        {
+            with_history.push(customer);
+        }
     }
     for (customer, segment, primary, from, to) in ASSIGNMENTS {
+        let customer = DocName::parse(customer)?;
+        if with_history.contains(&customer) {
+            continue;
+        }
         let assignment = NewAssignment {
-            customer: DocName::parse(customer)?,
+            customer,
             segment: SegmentCode::parse(segment)?,
             is_primary: *primary,
             range: EffectiveRange::new(date(from)?, to.map(date).transpose()?)?,
         };
         store.assign_segment(assignment, &actor).await?;
+        added = true;
     }
     for (customer, territory, coverage, from, tier, level) in MAPPINGS {
+        let customer = DocName::parse(customer)?;
+        let territory = DocName::parse(territory)?;
+        let from = date(from)?;
+        let mapped = store.customer_territories(&customer, from).await?;
+        if mapped.iter().any(|m| m.territory == territory) {
+            continue;
+        }
         let mapping = NewTerritoryMapping {
-            customer: DocName::parse(customer)?,
-            territory: DocName::parse(territory)?,
+            customer,
+            territory,
             coverage: *coverage,
-            range: EffectiveRange::new(date(from)?, None)?,
+            range: EffectiveRange::new(from, None)?,
             price_tier: tier.map(SegmentCode::parse).transpose()?,
             service_level: *level,
         };
         store.map_territory(mapping, &actor).await?;
+        added = true;
     }
-    Ok(true)
+    Ok(added)
+}
+
+/// Whether an insert of an ERPNext row added it (`false`: it was there).
+fn inserted(result: Result<(), harsha_store::sqlx::Error>) -> anyhow::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(harsha_store::sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(other) => Err(other.into()),
+    }
 }

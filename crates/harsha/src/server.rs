@@ -261,7 +261,9 @@ async fn become_ready(
     }
 }
 
-/// Connects to a role's database and, if asked, migrates it.
+/// Connects to a role's database and, if asked, migrates it; if not, fails
+/// while migrations are pending, so a service waits for the migration Job
+/// instead of serving against an old schema.
 pub async fn connect(
     role: Role,
     url: &str,
@@ -273,6 +275,14 @@ pub async fn connect(
         .with_context(|| format!("connecting to the {role} database"))?;
     if migrate {
         database.migrate().await?;
+    } else {
+        let pending = database.pending_migrations().await?;
+        if pending > 0 {
+            database.close().await;
+            anyhow::bail!(
+                "the {role} database has {pending} pending migrations; run `harsha migrate`"
+            );
+        }
     }
     Ok(database)
 }

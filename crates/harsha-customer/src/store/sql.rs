@@ -20,9 +20,10 @@ use super::{
 use crate::{
     CustomerError,
     domain::{
-        Actor, Assignment, AssignmentStatus, CoverageType, CustomerProfile, CustomerSegment,
-        DocName, EffectiveRange, NewAssignment, NewSegment, NewTerritoryMapping, RangeChange,
-        Segment, SegmentCode, SegmentPatch, SegmentStatus, TerritoryMapping, plan_replacement,
+        Actor, Assignment, AssignmentStatus, CoverageType, Customer, CustomerProfile,
+        CustomerSegment, DocName, EffectiveRange, NewAssignment, NewSegment, NewTerritoryMapping,
+        RangeChange, Segment, SegmentCode, SegmentPatch, SegmentStatus, TerritoryMapping,
+        plan_replacement,
     },
 };
 
@@ -429,20 +430,20 @@ impl CustomerStore for SqlCustomerStore {
         segment: NewSegment,
         actor: &Actor,
     ) -> Result<Segment, CustomerError> {
-        let at = now();
-        let created = Segment {
-            code: segment.code,
-            segment_name: segment.segment_name,
-            description: segment.description,
-            status: SegmentStatus::Active,
-            service_level: segment.service_level,
-            priority: segment.priority,
-            price_tier: segment.price_tier,
-            created: at,
-            modified: at,
-        };
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
+            let at = now();
+            let created = Segment {
+                code: segment.code,
+                segment_name: segment.segment_name,
+                description: segment.description,
+                status: SegmentStatus::Active,
+                service_level: segment.service_level,
+                priority: segment.priority,
+                price_tier: segment.price_tier,
+                created: at,
+                modified: at,
+            };
             let inserted = sqlx::query(INSERT_SEGMENT)
                 .bind(created.code.as_str())
                 .bind(at)
@@ -465,8 +466,8 @@ impl CustomerStore for SqlCustomerStore {
             };
             record_event!(tx, at, actor, "Segment", created.code.as_str(), "customer.segment.created", &created)?;
             tx.commit().await?;
-        });
-        Ok(created)
+            Ok(created)
+        })
     }
 
     #[tracing::instrument(name = "store.segment", skip_all, fields(code = %code))]
@@ -542,11 +543,12 @@ impl CustomerStore for SqlCustomerStore {
         new: NewAssignment,
         actor: &Actor,
     ) -> Result<Replaced<Assignment>, CustomerError> {
-        let at = now();
         let id = Uuid::now_v7().to_string();
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            lock_active_customer!(tx, pool, &new.customer);
+            // The customer's name as ERPNext spells it (MariaDB matches
+            // names case-insensitively).
+            let customer = Customer::try_from(lock_active_customer!(tx, pool, &new.customer))?.name;
             // A shared lock: a concurrent deactivation waits for this
             // assignment, or this assignment sees the segment inactive.
             let segment: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_SEGMENT}{}", pool.for_share())))
@@ -557,20 +559,24 @@ impl CustomerStore for SqlCustomerStore {
             if segment.status != SegmentStatus::Active {
                 return Err(CustomerError::SegmentInactive(segment.code.to_string()));
             }
-            let conflicting: Vec<AssignmentRow> = sqlx::query_as(CONFLICTING_ASSIGNMENTS)
-                .bind(new.customer.as_str())
-                .bind(i32::from(new.is_primary))
-                .bind(new.segment.as_str())
-                .bind(new.range.from())
-                .fetch_all(&mut *tx)
-                .await?;
+            // Locked too, so that a concurrent EndAssignment cannot change a
+            // record between this read and the update that replaces it.
+            let conflicting: Vec<AssignmentRow> =
+                sqlx::query_as(AssertSqlSafe(format!("{CONFLICTING_ASSIGNMENTS}{}", pool.for_update())))
+                    .bind(customer.as_str())
+                    .bind(i32::from(new.is_primary))
+                    .bind(segment.code.as_str())
+                    .bind(new.range.from())
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let at = now();
             let conflicting: Vec<Assignment> = decode(conflicting)?;
             let plan = plan_replacement(new.range, conflicting.iter().map(|a| (a.id.as_str(), a.range)));
             let replaced = apply_replacement!(tx, at, actor, conflicting, plan.changes);
             let created = Assignment {
                 id,
-                customer: new.customer,
-                segment: new.segment,
+                customer,
+                segment: segment.code,
                 is_primary: new.is_primary,
                 range: plan.range,
                 status: AssignmentStatus::Active,
@@ -605,7 +611,6 @@ impl CustomerStore for SqlCustomerStore {
         effective_to: NaiveDate,
         actor: &Actor,
     ) -> Result<Assignment, CustomerError> {
-        let at = now();
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let row: Option<AssignmentRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_ASSIGNMENT}{}", pool.for_update())))
@@ -614,6 +619,7 @@ impl CustomerStore for SqlCustomerStore {
                 .await?;
             let mut assignment = Assignment::try_from(row.ok_or_else(|| CustomerError::AssignmentNotFound(id.to_owned()))?)?;
             let status = ending_status(&assignment, effective_to, "assignment")?;
+            let at = now();
             end_record!(tx, at, actor, assignment, effective_to, status, "ended");
             tx.commit().await?;
             Ok(assignment)
@@ -727,31 +733,33 @@ impl CustomerStore for SqlCustomerStore {
         new: NewTerritoryMapping,
         actor: &Actor,
     ) -> Result<Replaced<TerritoryMapping>, CustomerError> {
-        let at = now();
         let id = Uuid::now_v7().to_string();
         let is_primary = new.coverage == CoverageType::Primary;
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            lock_active_customer!(tx, pool, &new.customer);
+            let customer = Customer::try_from(lock_active_customer!(tx, pool, &new.customer))?.name;
             let territory: Option<(String,)> =
                 sqlx::query_as(TERRITORY_EXISTS).bind(new.territory.as_str()).fetch_optional(&mut *tx).await?;
-            if territory.is_none() {
-                return Err(CustomerError::TerritoryNotFound(new.territory.to_string()));
-            }
-            let conflicting: Vec<MappingRow> = sqlx::query_as(CONFLICTING_MAPPINGS)
-                .bind(new.customer.as_str())
-                .bind(i32::from(is_primary))
-                .bind(new.territory.as_str())
-                .bind(new.range.from())
-                .fetch_all(&mut *tx)
-                .await?;
+            let territory = match territory {
+                Some((name,)) => DocName::parse(&name).map_err(|e| CustomerError::invalid("territory", e))?,
+                None => return Err(CustomerError::TerritoryNotFound(new.territory.to_string())),
+            };
+            let conflicting: Vec<MappingRow> =
+                sqlx::query_as(AssertSqlSafe(format!("{CONFLICTING_MAPPINGS}{}", pool.for_update())))
+                    .bind(customer.as_str())
+                    .bind(i32::from(is_primary))
+                    .bind(territory.as_str())
+                    .bind(new.range.from())
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let at = now();
             let conflicting: Vec<TerritoryMapping> = decode(conflicting)?;
             let plan = plan_replacement(new.range, conflicting.iter().map(|m| (m.id.as_str(), m.range)));
             let replaced = apply_replacement!(tx, at, actor, conflicting, plan.changes);
             let created = TerritoryMapping {
                 id,
-                customer: new.customer,
-                territory: new.territory,
+                customer,
+                territory,
                 coverage: new.coverage,
                 range: plan.range,
                 price_tier: new.price_tier,
@@ -790,7 +798,6 @@ impl CustomerStore for SqlCustomerStore {
         effective_to: NaiveDate,
         actor: &Actor,
     ) -> Result<TerritoryMapping, CustomerError> {
-        let at = now();
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let row: Option<MappingRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_MAPPING}{}", pool.for_update())))
@@ -799,6 +806,7 @@ impl CustomerStore for SqlCustomerStore {
                 .await?;
             let mut mapping = TerritoryMapping::try_from(row.ok_or_else(|| CustomerError::MappingNotFound(id.to_owned()))?)?;
             let status = ending_status(&mapping, effective_to, "territory mapping")?;
+            let at = now();
             end_record!(tx, at, actor, mapping, effective_to, status, "ended");
             tx.commit().await?;
             Ok(mapping)
@@ -865,7 +873,6 @@ impl SqlCustomerStore {
         event_type: &str,
         change: impl FnOnce(&mut Segment) -> bool + Send,
     ) -> Result<Segment, CustomerError> {
-        let at = now();
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let row: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(format!("{SELECT_SEGMENT}{}", pool.for_update())))
@@ -876,6 +883,7 @@ impl SqlCustomerStore {
             if !change(&mut segment) {
                 return Ok(segment);
             }
+            let at = now();
             segment.modified = at;
             sqlx::query(UPDATE_SEGMENT)
                 .bind(segment.segment_name.as_str())
