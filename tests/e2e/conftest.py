@@ -37,10 +37,41 @@ STUBS = _generate_stubs()
 sys.path.insert(0, str(STUBS))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def harsha_binary() -> str:
+    return os.environ.get("HARSHA_BIN", str(ROOT / "target" / "debug" / "harsha"))
+
+
+def health_status(channel: grpc.Channel, service: str, timeout: float = 20.0) -> int:
+    """The first health answer for `service`, waiting while the server starts."""
+    health = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return health.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status
+        except grpc.RpcError:
+            assert time.monotonic() < deadline, "the server never answered"
+            time.sleep(0.2)
+
+
+def wait_until_serving(channel: grpc.Channel, service: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while health_status(channel, service) != health_pb2.HealthCheckResponse.SERVING:
+        assert time.monotonic() < deadline, f"{service} never became SERVING"
+        time.sleep(0.25)
+
+
+def serve(service: str, env: dict) -> tuple:
+    """Starts `harsha serve <service>` on a free port; returns the process and its address."""
+    address = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen([harsha_binary(), "serve", service, "--listen", address], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, address
 
 
 class Mesh:
@@ -80,13 +111,12 @@ def _wait_serving(mesh: Mesh, timeout: float = 60.0) -> None:
 
 
 def start_mesh(data_dir: Path) -> Mesh:
-    binary = os.environ.get("HARSHA_BIN", str(ROOT / "target" / "debug" / "harsha"))
-    ports = {service: _free_port() for service in SERVICES}
+    ports = {service: free_port() for service in SERVICES}
     env = dict(os.environ)
     for service, port in ports.items():
         env[f"HARSHA__SERVICES__{service.upper()}"] = f"127.0.0.1:{port}"
     process = subprocess.Popen(
-        [binary, "up", "--demo", "--data-dir", str(data_dir)],
+        [harsha_binary(), "up", "--demo", "--data-dir", str(data_dir)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

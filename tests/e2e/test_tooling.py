@@ -3,17 +3,20 @@
 name, and the mesh drains and exits cleanly on SIGTERM."""
 
 import json
+import os
 import signal
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import SERVICES, start_mesh, stop_mesh
+from conftest import SERVICES, harsha_binary, health_status, serve, start_mesh, stop_mesh, wait_until_serving
 
 
 def grpcurl() -> str:
@@ -74,70 +77,9 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
         assert stop_mesh(restarted) == 0
 
 
-def test_serve_waits_for_its_database_then_migrates_and_serves(tmp_path):
-    """`harsha serve customer` on MariaDB: NOT_SERVING and UNAVAILABLE while
-    its database does not exist, SERVING once it does (migrated at start)."""
-    import os
-    import socket
-    import time
-    import uuid
-
-    from harsha.customer.v1 import customer_pb2 as pb, customer_pb2_grpc
-
-    from conftest import ROOT
-
-    name = f"harsha_e2e_{uuid.uuid4().hex[:12]}"
-    mysql = ["mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}")
-    binary = os.environ.get("HARSHA_BIN", str(ROOT / "target" / "debug" / "harsha"))
-    process = subprocess.Popen([binary, "serve", "customer", "--listen", f"127.0.0.1:{port}"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        health = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service="harsha.customer.v1.CustomerService")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                status = health.Check(request, timeout=1).status
-                break
-            except grpc.RpcError:
-                assert time.monotonic() < deadline, "the server never answered"
-                time.sleep(0.2)
-        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
-        assert health.Check(health_pb2.HealthCheckRequest(service="")).status == health_pb2.HealthCheckResponse.SERVING
-        stub = customer_pb2_grpc.CustomerServiceStub(channel)
-        try:
-            stub.ListSegments(pb.ListSegmentsRequest())
-            raise AssertionError("calls must fail while the database is missing")
-        except grpc.RpcError as error:
-            assert error.code() == grpc.StatusCode.UNAVAILABLE
-
-        subprocess.run([*mysql, "-e", f"CREATE DATABASE `{name}`"], check=True)
-        deadline = time.monotonic() + 30
-        while health.Check(request).status != health_pb2.HealthCheckResponse.SERVING:
-            assert time.monotonic() < deadline, "never became SERVING"
-            time.sleep(0.25)
-        assert list(stub.ListSegments(pb.ListSegmentsRequest()).segments) == []
-        tables = subprocess.run([*mysql, "-N", "-e", f"SHOW TABLES FROM `{name}`"], capture_output=True, text=True,
-                                check=True).stdout.split("\n")
-        assert "tabHD Customer Segment Assignment" in tables
-        channel.close()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
-        subprocess.run([*mysql, "-e", f"DROP DATABASE IF EXISTS `{name}`"], check=False)
-    assert code == 0
-
-
 def test_buf_curl_calls_through_reflection_v1(mesh):
     """`buf curl` asks reflection v1 first: it works with no proto files."""
-    from conftest import ROOT
-
-    buf = ROOT / "tools" / "node_modules" / ".bin" / "buf"
+    buf = Path(__file__).resolve().parents[2] / "tools" / "node_modules" / ".bin" / "buf"
     assert buf.exists(), "buf is installed by scripts/test.sh"
     reply = subprocess.run(
         [str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", "grpc-v1",
@@ -149,51 +91,71 @@ def test_buf_curl_calls_through_reflection_v1(mesh):
     assert segments == ["RETAIL", "FESTIVAL-BULK"], "primary first, the festival membership in force on Nov 1"
 
 
-def test_serve_without_start_up_migrations_waits_for_harsha_migrate(tmp_path):
+
+MYSQL = ["mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot"]
+CUSTOMER_SERVICE = "harsha.customer.v1.CustomerService"
+
+
+def scratch_erp_database() -> str:
+    return f"harsha_e2e_{uuid.uuid4().hex[:12]}"
+
+
+def stop(process: subprocess.Popen, database: str) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    finally:
+        subprocess.run([*MYSQL, "-e", f"DROP DATABASE IF EXISTS `{database}`"], check=False)
+
+
+def test_serve_waits_for_its_database_then_migrates_and_serves():
+    """`harsha serve customer` on MariaDB: NOT_SERVING and UNAVAILABLE while
+    its database does not exist, SERVING once it does (migrated at start)."""
+    from harsha.customer.v1 import customer_pb2 as pb, customer_pb2_grpc
+
+    name = scratch_erp_database()
+    env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}")
+    process, address = serve("customer", env)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            assert health_status(channel, CUSTOMER_SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert health_status(channel, "") == health_pb2.HealthCheckResponse.SERVING
+            stub = customer_pb2_grpc.CustomerServiceStub(channel)
+            try:
+                stub.ListSegments(pb.ListSegmentsRequest())
+                raise AssertionError("calls must fail while the database is missing")
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+            subprocess.run([*MYSQL, "-e", f"CREATE DATABASE `{name}`"], check=True)
+            wait_until_serving(channel, CUSTOMER_SERVICE)
+            assert list(stub.ListSegments(pb.ListSegmentsRequest()).segments) == []
+        tables = subprocess.run([*MYSQL, "-N", "-e", f"SHOW TABLES FROM `{name}`"], capture_output=True,
+                                text=True, check=True).stdout.split("\n")
+        assert "tabHD Customer Segment Assignment" in tables
+    finally:
+        code = stop(process, name)
+    assert code == 0
+
+
+def test_serve_without_start_up_migrations_waits_for_harsha_migrate():
     """As in Kubernetes (`migrate_on_start = false`): a service on an
     unmigrated database stays NOT_SERVING until `harsha migrate` has run."""
-    import os
-    import socket
-    import time
-    import uuid
-
-    from conftest import ROOT
-
-    name = f"harsha_e2e_{uuid.uuid4().hex[:12]}"
-    mysql = ["mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot"]
-    subprocess.run([*mysql, "-e", f"CREATE DATABASE `{name}`"], check=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    name = scratch_erp_database()
+    subprocess.run([*MYSQL, "-e", f"CREATE DATABASE `{name}`"], check=True)
     env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}",
                HARSHA__MIGRATE_ON_START="false")
-    binary = os.environ.get("HARSHA_BIN", str(ROOT / "target" / "debug" / "harsha"))
-    process = subprocess.Popen([binary, "serve", "customer", "--listen", f"127.0.0.1:{port}"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process, address = serve("customer", env)
     try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        health = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service="harsha.customer.v1.CustomerService")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                status = health.Check(request, timeout=1).status
-                break
-            except grpc.RpcError:
-                assert time.monotonic() < deadline, "the server never answered"
-                time.sleep(0.2)
-        time.sleep(1.5)
-        assert health.Check(request).status == health_pb2.HealthCheckResponse.NOT_SERVING
-        migrated = subprocess.run([binary, "migrate", "--role", "erp"], env=env, capture_output=True, text=True)
-        assert migrated.returncode == 0, migrated.stderr
-        assert "erp: migrated (MariaDB)" in migrated.stdout
-        deadline = time.monotonic() + 30
-        while health.Check(request).status != health_pb2.HealthCheckResponse.SERVING:
-            assert time.monotonic() < deadline, "never became SERVING after the migration"
-            time.sleep(0.25)
-        channel.close()
+        with grpc.insecure_channel(address) as channel:
+            health_status(channel, CUSTOMER_SERVICE)
+            time.sleep(1.5)
+            assert health_status(channel, CUSTOMER_SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+            migrated = subprocess.run([harsha_binary(), "migrate", "--role", "erp"], env=env,
+                                      capture_output=True, text=True)
+            assert migrated.returncode == 0, migrated.stderr
+            assert "erp: migrated (MariaDB)" in migrated.stdout
+            wait_until_serving(channel, CUSTOMER_SERVICE)
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
-        subprocess.run([*mysql, "-e", f"DROP DATABASE IF EXISTS `{name}`"], check=False)
+        code = stop(process, name)
     assert code == 0

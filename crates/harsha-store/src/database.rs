@@ -61,16 +61,6 @@ pub enum ErpPool {
     Sqlite(sqlx::Pool<Sqlite>),
 }
 
-impl ErpPool {
-    /// The engine behind the pool.
-    pub fn engine(&self) -> Engine {
-        match self {
-            Self::MySql(_) => Engine::MySql,
-            Self::Sqlite(_) => Engine::Sqlite,
-        }
-    }
-}
-
 /// A role's database: its pool and what it is for.
 #[derive(Debug, Clone)]
 pub struct Database {

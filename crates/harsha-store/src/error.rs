@@ -59,12 +59,4 @@ impl StoreError {
             None => false,
         }
     }
-
-    /// Whether the error is a unique-constraint violation (a duplicate key).
-    pub fn is_unique_violation(&self) -> bool {
-        match self {
-            Self::Sql(sqlx::Error::Database(db)) => db.is_unique_violation(),
-            _ => false,
-        }
-    }
 }

@@ -31,15 +31,6 @@ impl Engine {
             }),
         }
     }
-
-    /// The folder name of this engine's migrations.
-    pub fn migrations_dir(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::MySql => "mysql",
-            Self::Postgres => "postgres",
-        }
-    }
 }
 
 impl fmt::Display for Engine {
