@@ -1,6 +1,7 @@
-//! Rows of ERPNext's own tables (`tabCustomer`, `tabTerritory`) for the
-//! embedded database, where ERPNext is absent: demo data and tests insert
-//! customers and territories through these. Against a real ERPNext
+//! Rows of ERPNext's own tables (`tabCustomer`, `tabTerritory`, `tabItem`,
+//! `tabWarehouse`) for the embedded database, where ERPNext is absent: demo
+//! data and tests insert customers, territories, items and warehouses
+//! through these. Against a real ERPNext
 //! database, ERPNext owns these rows and nothing here should be called.
 
 use crate::{ErpPool, erp_dispatch};
@@ -11,6 +12,13 @@ const INSERT_CUSTOMER: &str = "INSERT INTO `tabCustomer` (`name`, `creation`, `m
 const INSERT_TERRITORY: &str = "INSERT INTO `tabTerritory` (`name`, `creation`, `modified`, `modified_by`, `owner`, \
      `territory_name`, `parent_territory`, `is_group`) \
      VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, ?, ?)";
+
+const INSERT_ITEM: &str = "INSERT INTO `tabItem` (`name`, `creation`, `modified`, `modified_by`, `owner`, \
+     `item_code`, `item_name`, `item_group`, `stock_uom`, `has_batch_no`, `has_expiry_date`, `disabled`) \
+     VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, ?, ?, ?, 1, 1, ?)";
+const INSERT_WAREHOUSE: &str = "INSERT INTO `tabWarehouse` (`name`, `creation`, `modified`, `modified_by`, \
+     `owner`, `warehouse_name`, `is_group`, `company`, `disabled`) \
+     VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, 0, 'Harsha Delights', ?)";
 
 /// An ERPNext customer's fields, as the stand-in table keeps them.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +66,46 @@ pub async fn insert_territory(
             .bind(name)
             .bind(parent)
             .bind(i32::from(is_group))
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Inserts a batch-tracked stock item into `tabItem`.
+pub async fn insert_item(
+    pool: &ErpPool,
+    item_code: &str,
+    item_name: &str,
+    item_group: &str,
+    stock_uom: &str,
+    disabled: bool,
+) -> Result<(), sqlx::Error> {
+    erp_dispatch!(pool, pool => {
+        sqlx::query(INSERT_ITEM)
+            .bind(item_code)
+            .bind(item_code)
+            .bind(item_name)
+            .bind(item_group)
+            .bind(stock_uom)
+            .bind(i32::from(disabled))
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Inserts a (leaf) warehouse into `tabWarehouse`.
+pub async fn insert_warehouse(
+    pool: &ErpPool,
+    name: &str,
+    disabled: bool,
+) -> Result<(), sqlx::Error> {
+    erp_dispatch!(pool, pool => {
+        sqlx::query(INSERT_WAREHOUSE)
+            .bind(name)
+            .bind(name)
+            .bind(i32::from(disabled))
             .execute(pool)
             .await?;
     });

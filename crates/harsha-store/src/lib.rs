@@ -8,13 +8,16 @@
 //! whichever engine the pool holds. Nothing here knows any service's tables.
 
 mod database;
+pub mod decimal;
 mod dialect;
 pub mod erpnext;
 mod error;
+pub mod outbox;
 pub mod page;
 mod role;
 
 pub use database::{Database, ErpPool, Pool, PoolSettings};
+pub use decimal::DbDecimal;
 pub use dialect::ErpDialect;
 pub use error::StoreError;
 pub use role::{Engine, Role};

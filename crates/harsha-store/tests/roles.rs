@@ -69,10 +69,30 @@ async fn erp_tables_sit_beside_an_existing_erpnext_schema() {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("DROP TABLE `tabHD Sync Outbox`, `tabHD Customer Territory Mapping`, `tabHD Customer Segment Assignment`, `tabHD Customer Segment`")
-        .execute(pool)
+    // Every Harsha table goes; ERPNext's own stay.
+    let ours: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(`TABLE_NAME` AS CHAR) FROM information_schema.TABLES \
+         WHERE `TABLE_SCHEMA` = DATABASE() AND `TABLE_NAME` LIKE 'tabHD %'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(ours.len() >= 4, "{ours:?}");
+    let tables: Vec<String> = ours.iter().map(|t| format!("`{t}`")).collect();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET FOREIGN_KEY_CHECKS = 0")
+        .execute(&mut *conn)
         .await
         .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {}", tables.join(", "))))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SET FOREIGN_KEY_CHECKS = 1")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
     erp.db.migrate().await.unwrap();
     let kept: String =
         sqlx::query_scalar("SELECT `customer_name` FROM `tabCustomer` WHERE `name` = 'CUST-X'")

@@ -1,5 +1,5 @@
 //! ERPNext rows that the Harsha extensions refer to but do not own:
-//! customers and territories, inserted straight into the stand-in tables.
+//! customers, territories, items and warehouses, inserted straight into the stand-in tables.
 #![allow(clippy::expect_used)]
 
 use harsha_store::{
@@ -37,6 +37,33 @@ pub async fn territory(db: &Database, name: &str, parent: &str) {
     )
     .await
     .expect("insert territory");
+}
+
+/// Inserts an ERPNext batch-tracked item (unit `Kg`).
+///
+/// # Panics
+/// When the insert fails.
+pub async fn item(db: &Database, item_code: &str) {
+    erpnext::insert_item(
+        &db.erp_pool().expect("an erp database"),
+        item_code,
+        item_code,
+        "Sweets",
+        "Kg",
+        false,
+    )
+    .await
+    .expect("insert item");
+}
+
+/// Inserts an ERPNext warehouse.
+///
+/// # Panics
+/// When the insert fails.
+pub async fn warehouse(db: &Database, name: &str) {
+    erpnext::insert_warehouse(&db.erp_pool().expect("an erp database"), name, false)
+        .await
+        .expect("insert warehouse");
 }
 
 /// The outbox event types recorded for one entity, oldest first.

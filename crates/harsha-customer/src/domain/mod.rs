@@ -14,6 +14,7 @@ pub use assignment::{
     NewTerritoryMapping, TerritoryMapping,
 };
 pub use effective::{EffectiveRange, RangeChange, Replacement, plan_replacement};
+pub use harsha_types::{Actor, DocName, ValueError};
 pub use profile::{Customer, CustomerProfile, ProfileSource};
 pub use segment::{NewSegment, Segment, SegmentPatch, SegmentStatus, ServiceLevel};
-pub use values::{Actor, Description, DocName, Priority, SegmentCode, SegmentName, ValueError};
+pub use values::{Description, Priority, SegmentCode, SegmentName};

@@ -3,62 +3,11 @@
 
 use std::fmt;
 
+use harsha_types::{ValueError, check_text};
 use serde::Serialize;
-
-/// Why a value was refused; the caller names the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ValueError(pub String);
 
 /// The longest name ERPNext stores in a `varchar(140)` column.
 const MAX_NAME: usize = 140;
-
-fn check_length(value: &str, max: usize, what: &str) -> Result<(), ValueError> {
-    if value.is_empty() {
-        return Err(ValueError(format!("{what} must not be empty")));
-    }
-    let chars = value.chars().count();
-    if chars > max {
-        return Err(ValueError(format!(
-            "{what} is {chars} characters long; the limit is {max}"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ValueError(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
-}
-
-/// The `name` of an ERPNext document (a customer or a territory): 1 to 140
-/// characters, no control characters, no surrounding spaces.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct DocName(String);
-
-impl DocName {
-    /// Checks and wraps a document name.
-    pub fn parse(value: &str) -> Result<Self, ValueError> {
-        check_length(value, MAX_NAME, "a name")?;
-        if value.trim() != value {
-            return Err(ValueError(
-                "a name must not start or end with spaces".into(),
-            ));
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DocName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A segment or price-tier code: 1 to 140 characters of `A-Z`, `0-9`, `-`
 /// and `_`. Lower-case letters are accepted and upper-cased, so `retail`
@@ -69,7 +18,7 @@ pub struct SegmentCode(String);
 impl SegmentCode {
     /// Checks, upper-cases and wraps a code.
     pub fn parse(value: &str) -> Result<Self, ValueError> {
-        check_length(value, MAX_NAME, "a code")?;
+        check_text(value, MAX_NAME, "a code")?;
         let code = value.to_ascii_uppercase();
         if let Some(bad) = code
             .chars()
@@ -102,7 +51,7 @@ impl SegmentName {
     /// Trims, checks and wraps a display name.
     pub fn parse(value: &str) -> Result<Self, ValueError> {
         let value = value.trim();
-        check_length(value, MAX_NAME, "a segment name")?;
+        check_text(value, MAX_NAME, "a segment name")?;
         Ok(Self(value.to_owned()))
     }
 
@@ -161,28 +110,6 @@ impl Priority {
     }
 }
 
-/// Who made a change, recorded as ERPNext's `owner` / `modified_by`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Actor(String);
-
-impl Actor {
-    /// ERPNext's system user, for changes with no authenticated user.
-    pub fn system() -> Self {
-        Self("Administrator".into())
-    }
-
-    /// An actor named by the caller; an invalid name falls back to
-    /// [`Actor::system`] rather than failing the change.
-    pub fn named(name: &str) -> Self {
-        DocName::parse(name).map_or_else(|_| Self::system(), |name| Self(name.0))
-    }
-
-    /// The user's name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,15 +125,6 @@ mod tests {
         assert!(SegmentCode::parse("ÉLITE").is_err());
         assert!(SegmentCode::parse(&"A".repeat(141)).is_err());
         assert!(SegmentCode::parse(&"A".repeat(140)).is_ok());
-    }
-
-    #[test]
-    fn names_refuse_padding_and_control_characters() {
-        assert!(DocName::parse("CUST-0001").is_ok());
-        assert!(DocName::parse("Sweet Treats Pvt. Ltd.").is_ok());
-        assert!(DocName::parse(" CUST").is_err());
-        assert!(DocName::parse("a\nb").is_err());
-        assert!(DocName::parse("").is_err());
     }
 
     #[test]

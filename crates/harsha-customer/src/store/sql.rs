@@ -8,7 +8,7 @@
 //! that up inside the database.
 
 use chrono::{NaiveDate, NaiveDateTime, SubsecRound, Utc};
-use harsha_store::{ErpDialect, ErpPool, erp_dispatch, page::Page};
+use harsha_store::{ErpDialect, ErpPool, erp_dispatch, outbox::OutboxEvent, page::Page};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -205,27 +205,21 @@ pub const TERRITORIES_AS_OF: &str = concat!(
      AND `effective_from` <= ? AND (`effective_to` IS NULL OR `effective_to` > ?)"
 );
 
-const INSERT_OUTBOX: &str = "INSERT INTO `tabHD Sync Outbox` (`name`, `creation`, `modified`, `modified_by`, \
-     `owner`, `source_service`, `entity_type`, `entity_name`, `event_type`, `payload`, `occurred_at`) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
 /// Writes one outbox event inside the open transaction `$tx`.
 macro_rules! record_event {
     ($tx:expr, $now:expr, $actor:expr, $entity_type:expr, $entity_name:expr, $event_type:expr, $payload:expr) => {
-        sqlx::query(INSERT_OUTBOX)
-            .bind(Uuid::now_v7().to_string())
-            .bind($now)
-            .bind($now)
-            .bind($actor.as_str())
-            .bind($actor.as_str())
-            .bind(SOURCE_SERVICE)
-            .bind($entity_type)
-            .bind($entity_name)
-            .bind($event_type)
-            .bind(event_payload($payload))
-            .bind($now)
-            .execute(&mut *$tx)
-            .await
+        harsha_store::record_outbox_event!(
+            $tx,
+            OutboxEvent::new(
+                SOURCE_SERVICE,
+                $now,
+                $actor.as_str(),
+                $entity_type,
+                $entity_name,
+                $event_type,
+                $payload
+            )
+        )
     };
 }
 
@@ -394,12 +388,6 @@ macro_rules! apply_replacement {
 /// `datetime(6)`), so what a write returns equals what a read returns.
 fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
-}
-
-fn event_payload(value: &impl Serialize) -> String {
-    // Domain types serialise to JSON without failure (no maps with
-    // non-string keys, no floats).
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn decode<R, T>(rows: Vec<R>) -> Result<Vec<T>, CustomerError>

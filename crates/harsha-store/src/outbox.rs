@@ -1,0 +1,85 @@
+//! The outbox every ERP service writes its changes to, in the same
+//! transaction as the change (`tabHD Sync Outbox`); the Sync service relays
+//! it into `sync_events`. [`record_outbox_event!`](crate::record_outbox_event)
+//! inserts one event on an open transaction of either `erp` engine.
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// `INSERT` of one outbox row; bound by
+/// [`record_outbox_event!`](crate::record_outbox_event).
+pub const INSERT_OUTBOX: &str = "INSERT INTO `tabHD Sync Outbox` (`name`, `creation`, `modified`, `modified_by`, \
+     `owner`, `source_service`, `entity_type`, `entity_name`, `event_type`, `payload`, `occurred_at`) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// One change, as the outbox records it.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    /// The event id (a UUIDv7, so ids sort by time).
+    pub id: String,
+    /// When the change happened (UTC).
+    pub at: NaiveDateTime,
+    /// Who made it.
+    pub actor: String,
+    /// The service that owns the entity (`customer`, `inventory`…).
+    pub source_service: &'static str,
+    /// The entity's type (`Batch`, `SegmentAssignment`…).
+    pub entity_type: &'static str,
+    /// The entity's id.
+    pub entity_name: String,
+    /// What happened (`inventory.batch.received`…).
+    pub event_type: String,
+    /// The entity after the change, as JSON.
+    pub payload: String,
+}
+
+impl OutboxEvent {
+    /// An event about `entity` whose payload is `payload` serialised to JSON.
+    pub fn new(
+        source_service: &'static str,
+        at: NaiveDateTime,
+        actor: &str,
+        entity_type: &'static str,
+        entity_name: &str,
+        event_type: impl Into<String>,
+        payload: &impl Serialize,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7().to_string(),
+            at,
+            actor: actor.to_owned(),
+            source_service,
+            entity_type,
+            entity_name: entity_name.to_owned(),
+            event_type: event_type.into(),
+            // Domain types serialise to JSON without failure (no maps with
+            // non-string keys, no floats).
+            payload: serde_json::to_string(payload).unwrap_or_default(),
+        }
+    }
+}
+
+/// Inserts an [`OutboxEvent`](crate::outbox::OutboxEvent) on `$conn` (an
+/// open transaction of either `erp` engine) and evaluates to the driver's
+/// result.
+#[macro_export]
+macro_rules! record_outbox_event {
+    ($conn:expr, $event:expr) => {{
+        let event: &$crate::outbox::OutboxEvent = &$event;
+        $crate::sqlx::query($crate::outbox::INSERT_OUTBOX)
+            .bind(event.id.as_str())
+            .bind(event.at)
+            .bind(event.at)
+            .bind(event.actor.as_str())
+            .bind(event.actor.as_str())
+            .bind(event.source_service)
+            .bind(event.entity_type)
+            .bind(event.entity_name.as_str())
+            .bind(event.event_type.as_str())
+            .bind(event.payload.as_str())
+            .bind(event.at)
+            .execute(&mut *$conn)
+            .await
+    }};
+}
