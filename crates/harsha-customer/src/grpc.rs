@@ -11,8 +11,9 @@ use harsha_proto::{
     convert::{date_from_proto, date_to_proto, naive_utc_to_proto},
     google::r#type::Date,
     harsha::customer::v1::{self as pb, customer_service_server::CustomerService},
+    metadata::actor_name,
 };
-use harsha_store::{StoreError, page::page_size};
+use harsha_store::{page::page_size, status::store_status};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -28,9 +29,7 @@ use crate::{
 
 pub use harsha_proto::harsha::customer::v1::customer_service_server::CustomerServiceServer;
 
-/// The metadata key naming the user a change is made for; the edge sets it
-/// from the authenticated principal.
-pub const ACTOR_METADATA: &str = "x-harsha-user";
+pub use harsha_proto::metadata::ACTOR_METADATA;
 
 /// Where the store appears once the database is connected and migrated;
 /// until then every call answers `UNAVAILABLE`.
@@ -79,11 +78,7 @@ impl CustomerGrpc {
 }
 
 fn actor<T>(request: &Request<T>) -> Actor {
-    request
-        .metadata()
-        .get(ACTOR_METADATA)
-        .and_then(|value| value.to_str().ok())
-        .map_or_else(Actor::system, Actor::named)
+    actor_name(request).map_or_else(Actor::system, Actor::named)
 }
 
 fn field(name: &'static str) -> impl FnOnce(ValueError) -> CustomerError {
@@ -349,43 +344,9 @@ impl From<CustomerError> for Status {
             | CustomerError::CustomerDisabled(_)
             | CustomerError::FailedPrecondition(_) => Status::failed_precondition(message),
             CustomerError::NotReady => Status::unavailable(message),
-            CustomerError::Store(store) => store_status(&store),
+            CustomerError::Store(store) => store_status("customer", &store),
         }
     }
-}
-
-/// A storage failure as the caller sees it: `ABORTED` when it lost a lock
-/// race (retry the change), `UNAVAILABLE` when the database cannot be
-/// reached (retry later), `INTERNAL` otherwise. Details go to
-/// the log, not to the caller.
-fn store_status(error: &StoreError) -> Status {
-    let unreachable = matches!(
-        error,
-        StoreError::Sql(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-    );
-    let chain = error_chain(error);
-    if error.is_contention() {
-        tracing::warn!(error = %chain, "customer write lost a lock race");
-        return Status::aborted("the change conflicted with a concurrent one; retry it");
-    }
-    if unreachable {
-        tracing::warn!(error = %chain, "customer database unreachable");
-        Status::unavailable("the customer database is unavailable; retry later")
-    } else {
-        tracing::error!(error = %chain, "customer storage failed");
-        Status::internal("internal error")
-    }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;

@@ -1,10 +1,45 @@
-//! Conversions between the wire's calendar types (`google.type.Date`,
-//! `google.protobuf.Timestamp`) and chrono's, shared by every service's `grpc`
-//! module so that each validates dates the same way.
+//! Conversions between the wire's calendar and number types
+//! (`google.type.Date`, `google.protobuf.Timestamp`, `harsha.type.v1.Decimal`)
+//! and chrono's and rust_decimal's, shared by every service's `grpc` module so
+//! that each validates them the same way.
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
-use crate::google::r#type::Date;
+use crate::{google::r#type::Date, harsha::r#type::v1::Decimal as WireDecimal};
+
+/// A `harsha.type.v1.Decimal` that is not a plain decimal number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a decimal number (digits with an optional sign and point, e.g. \"12.5\")")]
+pub struct InvalidDecimal(pub String);
+
+/// Parses a wire decimal exactly: an optional sign, digits and an optional
+/// fraction; no exponent, no grouping, at most 28 significant digits.
+pub fn decimal_from_proto(value: &WireDecimal) -> Result<rust_decimal::Decimal, InvalidDecimal> {
+    let text = value.value.trim();
+    let plain = !text.is_empty()
+        && text
+            .trim_start_matches(['-', '+'])
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.');
+    if !plain {
+        return Err(InvalidDecimal(value.value.clone()));
+    }
+    rust_decimal::Decimal::from_str_exact(text).map_err(|_| InvalidDecimal(value.value.clone()))
+}
+
+/// Writes a decimal to the wire in its shortest exact form (`"12.5"`).
+pub fn decimal_to_proto(value: rust_decimal::Decimal) -> WireDecimal {
+    WireDecimal {
+        value: value.normalize().to_string(),
+    }
+}
+
+/// Reads a wire timestamp as a naive UTC date-time, to the microsecond (as
+/// stored); `None` if it is outside chrono's range.
+pub fn timestamp_from_proto(at: &prost_types::Timestamp) -> Option<NaiveDateTime> {
+    let nanos = u32::try_from(at.nanos).ok()?;
+    DateTime::from_timestamp(at.seconds, nanos - nanos % 1000).map(|at| at.naive_utc())
+}
 
 /// A `google.type.Date` that is not a real calendar date.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +99,22 @@ mod tests {
     fn round_trips_a_leap_day() {
         let date = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap_or_default();
         assert_eq!(date_from_proto(&date_to_proto(date)), Ok(date));
+    }
+
+    #[test]
+    fn decimals_are_exact_and_plain() {
+        let wire = |v: &str| WireDecimal { value: v.into() };
+        assert_eq!(
+            decimal_from_proto(&wire("12.50")).map(|d| decimal_to_proto(d).value),
+            Ok("12.5".into())
+        );
+        assert_eq!(
+            decimal_from_proto(&wire("-0.000000001")).map(|d| d.to_string()),
+            Ok("-0.000000001".into())
+        );
+        for bad in ["", "1e3", "1,000", "abc", "NaN", "1.2.3"] {
+            assert!(decimal_from_proto(&wire(bad)).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

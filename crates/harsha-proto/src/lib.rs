@@ -3,11 +3,12 @@
 //! descriptors of every contract and its imports, with their options, for
 //! server reflection and REST transcoding.
 //!
-//! Nothing here is written by hand except the module tree and the
-//! date/timestamp helpers in [`convert`].
+//! Nothing here is written by hand except the module tree, the wire-type
+//! helpers in [`convert`] and the request metadata names in [`metadata`].
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
 pub mod convert;
+pub mod metadata;
 
 /// The encoded `FileDescriptorSet` of every contract, including imports and
 /// the `google.api.http` options.

@@ -15,6 +15,7 @@ mod error;
 pub mod outbox;
 pub mod page;
 mod role;
+pub mod status;
 
 pub use database::{Database, ErpPool, Pool, PoolSettings};
 pub use decimal::DbDecimal;

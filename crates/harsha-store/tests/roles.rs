@@ -84,10 +84,13 @@ async fn erp_tables_sit_beside_an_existing_erpnext_schema() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {}", tables.join(", "))))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE {}",
+        tables.join(", ")
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     sqlx::query("SET FOREIGN_KEY_CHECKS = 1")
         .execute(&mut *conn)
         .await

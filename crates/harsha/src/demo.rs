@@ -1,7 +1,8 @@
 //! `harsha up --demo`: a small, realistic data set for a confectioner —
 //! territories, customers of every kind, segments with service levels and
-//! price tiers, and assignment histories — loaded once into an empty
-//! embedded database through the same store the service uses.
+//! price tiers, assignment histories, items and warehouses, batches whose
+//! expiry falls in every alert level, and reorder parameters — loaded once
+//! into an empty embedded database through the same stores the services use.
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -12,10 +13,144 @@ use harsha_customer::{
         NewTerritoryMapping, Priority, SegmentCode, SegmentName, ServiceLevel,
     },
 };
+use harsha_inventory::{
+    InventoryError, InventoryStore, SqlInventoryStore,
+    domain::{
+        Allergen, Allergens, BatchNo, Bounds, NewBatch, Nutrition, QualityGrade, Quantity,
+        Reference, ReorderParams, StorageConditions, humidity_limits, temperature_limits,
+    },
+};
 use harsha_store::{
     ErpPool,
     erpnext::{self, StandInCustomer},
 };
+use rust_decimal::Decimal;
+
+/// (item code, name, group, unit)
+const ITEMS: &[(&str, &str, &str, &str)] = &[
+    ("KAJU-KATLI", "Kaju Katli", "Mithai", "Kg"),
+    ("MYSORE-PAK", "Mysore Pak", "Mithai", "Kg"),
+    ("SOAN-PAPDI", "Soan Papdi 500 g", "Packaged Sweets", "Box"),
+    ("MOTICHOOR-LADDU", "Motichoor Laddu", "Mithai", "Kg"),
+    (
+        "DARK-CHOC-70",
+        "Dark Chocolate 70% 100 g",
+        "Chocolate",
+        "Bar",
+    ),
+];
+
+const WAREHOUSES: &[&str] = &[
+    "Stores - HD",
+    "Bengaluru DC - HD",
+    "Hyderabad DC - HD",
+    "Mumbai DC - HD",
+];
+
+/// A demo batch: item, warehouse, batch number, days since made, days to
+/// expiry (from today), quantity, grade.
+type DemoBatch = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u64,
+    u64,
+    &'static str,
+    QualityGrade,
+);
+
+const BATCHES: &[DemoBatch] = &[
+    (
+        "KAJU-KATLI",
+        "Stores - HD",
+        "KK-01",
+        20,
+        5,
+        "18.5",
+        QualityGrade::A,
+    ),
+    (
+        "KAJU-KATLI",
+        "Stores - HD",
+        "KK-02",
+        10,
+        20,
+        "40",
+        QualityGrade::A,
+    ),
+    (
+        "KAJU-KATLI",
+        "Bengaluru DC - HD",
+        "KK-03",
+        5,
+        25,
+        "25",
+        QualityGrade::B,
+    ),
+    (
+        "MYSORE-PAK",
+        "Bengaluru DC - HD",
+        "MP-01",
+        8,
+        12,
+        "30",
+        QualityGrade::A,
+    ),
+    (
+        "MYSORE-PAK",
+        "Stores - HD",
+        "MP-02",
+        2,
+        18,
+        "60",
+        QualityGrade::A,
+    ),
+    (
+        "SOAN-PAPDI",
+        "Hyderabad DC - HD",
+        "SP-01",
+        60,
+        120,
+        "400",
+        QualityGrade::A,
+    ),
+    (
+        "SOAN-PAPDI",
+        "Mumbai DC - HD",
+        "SP-02",
+        150,
+        30,
+        "150",
+        QualityGrade::B,
+    ),
+    (
+        "MOTICHOOR-LADDU",
+        "Stores - HD",
+        "ML-01",
+        3,
+        4,
+        "12",
+        QualityGrade::A,
+    ),
+    (
+        "MOTICHOOR-LADDU",
+        "Hyderabad DC - HD",
+        "ML-02",
+        1,
+        6,
+        "8",
+        QualityGrade::C,
+    ),
+    (
+        "DARK-CHOC-70",
+        "Mumbai DC - HD",
+        "DC-01",
+        30,
+        300,
+        "500",
+        QualityGrade::A,
+    ),
+];
 
 const TERRITORIES: &[(&str, &str, bool)] = &[
     ("India", "", true),
@@ -319,6 +454,96 @@ pub async fn load(pool: ErpPool) -> anyhow::Result<bool> {
         };
         store.map_territory(mapping, &actor).await?;
         added = true;
+    }
+    Ok(added)
+}
+
+/// Loads the missing part of the inventory demo: items, warehouses,
+/// batches (expiry counted from `today`, so every alert level shows) and
+/// reorder parameters. Returns whether anything was added.
+pub async fn load_inventory(pool: ErpPool, today: NaiveDate) -> anyhow::Result<bool> {
+    let store = SqlInventoryStore::new(pool.clone());
+    let actor = harsha_inventory::domain::Actor::named("demo@harshadelights.in");
+    let mut added = false;
+    for (code, name, group, uom) in ITEMS {
+        added |= inserted(erpnext::insert_item(&pool, code, name, group, uom, false).await)?;
+    }
+    for warehouse in WAREHOUSES {
+        added |= inserted(erpnext::insert_warehouse(&pool, warehouse, false).await)?;
+    }
+    let dec = |value: &str| -> anyhow::Result<Decimal> { Ok(value.parse()?) };
+    for (item, warehouse, batch_no, made_ago, expires_in, qty, grade) in BATCHES {
+        let mithai = *item != "DARK-CHOC-70" && *item != "SOAN-PAPDI";
+        let batch = NewBatch {
+            item_code: DocName::parse(item)?,
+            warehouse: DocName::parse(warehouse)?,
+            batch_no: BatchNo::parse(batch_no)?,
+            supplier: None,
+            manufacturing_date: today - chrono::Days::new(*made_ago),
+            expiry_date: today + chrono::Days::new(*expires_in),
+            qty: Quantity::parse(qty)?,
+            stock_uom: None,
+            grade: *grade,
+            storage: StorageConditions {
+                temperature_c: Some(if mithai {
+                    Bounds::new(dec("2")?, dec("8")?, temperature_limits())?
+                } else {
+                    Bounds::new(dec("15")?, dec("25")?, temperature_limits())?
+                }),
+                humidity_pct: Some(Bounds::new(dec("30")?, dec("65")?, humidity_limits())?),
+            },
+            nutrition: Some(Nutrition {
+                energy_kcal: dec("452")?,
+                protein_g: dec("9.2")?,
+                carbohydrate_g: dec("56.4")?,
+                sugars_g: dec("48.1")?,
+                fat_g: dec("21.5")?,
+                saturated_fat_g: dec("4.3")?,
+                sodium_mg: dec("12")?,
+            }),
+            allergens: Allergens::new(if mithai {
+                vec![Allergen::Milk, Allergen::TreeNuts]
+            } else {
+                vec![Allergen::Milk, Allergen::Soy, Allergen::Gluten]
+            }),
+            reference: Reference {
+                doctype: Some("Stock Entry".into()),
+                name: Some(format!("MAT-STE-{batch_no}")),
+            },
+        };
+        match store.receive_batch(batch, &actor).await {
+            Ok(_) => added = true,
+            Err(InventoryError::BatchExists { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let params = ReorderParams {
+        reorder_level: dec("10")?,
+        reorder_qty: dec("25")?,
+        safety_stock: dec("5")?,
+        lead_time_days: 3,
+        min_qty: dec("5")?,
+        max_qty: dec("80")?,
+        consumption_window_days: 30,
+    };
+    // Reorder parameters go in with the first load of the batches.
+    let pairs: &[(&str, &str)] = if added {
+        &[
+            ("KAJU-KATLI", "Stores - HD"),
+            ("MOTICHOOR-LADDU", "Stores - HD"),
+        ]
+    } else {
+        &[]
+    };
+    for (item, warehouse) in pairs {
+        store
+            .set_optimization(
+                &DocName::parse(item)?,
+                &DocName::parse(warehouse)?,
+                params.clone(),
+                &actor,
+            )
+            .await?;
     }
     Ok(added)
 }

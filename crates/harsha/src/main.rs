@@ -155,6 +155,16 @@ async fn supervise(
     }
 }
 
+/// What every service is configured with, from the settings.
+fn service_config(settings: &Settings) -> anyhow::Result<server::ServiceConfig> {
+    let (inventory, inventory_jobs) = settings.inventory()?;
+    Ok(server::ServiceConfig {
+        time_zone: settings.time_zone()?,
+        inventory,
+        inventory_jobs,
+    })
+}
+
 async fn bind(kind: ServiceKind, address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
@@ -166,6 +176,7 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
         settings.data_dir = dir;
     }
     let time_zone = settings.time_zone()?;
+    let config = service_config(&settings)?;
     let mut databases = Vec::new();
     for role in Role::ALL {
         let url = settings.embedded_url(role);
@@ -182,10 +193,13 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             .context("every role is connected")
     };
     if demo {
-        let loaded = demo::load(database_for(Role::Erp)?.erp_pool()?)
+        let erp = database_for(Role::Erp)?.erp_pool()?;
+        let loaded = demo::load(erp.clone()).await.context("loading demo data")?;
+        let today = chrono::Utc::now().with_timezone(&time_zone).date_naive();
+        let loaded_inventory = demo::load_inventory(erp, today)
             .await
-            .context("loading demo data")?;
-        tracing::info!(loaded, "demo data");
+            .context("loading inventory demo data")?;
+        tracing::info!(loaded, loaded_inventory, "demo data");
     }
 
     let shutdown = CancellationToken::new();
@@ -207,7 +221,7 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             kind,
             listener,
             DatabaseSource::Ready(database_for(kind.role())?),
-            time_zone,
+            config,
             shutdown.clone(),
         ));
     }
@@ -232,7 +246,7 @@ async fn serve(
     kind: ServiceKind,
     listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
-    let time_zone = settings.time_zone()?;
+    let config = service_config(&settings)?;
     let listener = bind(
         kind,
         listen.unwrap_or_else(|| kind.listen_address(&settings.services)),
@@ -250,7 +264,7 @@ async fn serve(
             migrate: settings.migrate_on_start,
             pool: settings.pool.clone(),
         },
-        time_zone,
+        config,
         shutdown.clone(),
     ));
     supervise(

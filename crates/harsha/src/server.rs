@@ -12,10 +12,10 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use harsha_customer::{CustomerGrpc, SqlCustomerStore, grpc::StoreSlot};
+use harsha_customer::{CustomerGrpc, SqlCustomerStore};
+use harsha_inventory::{InventoryConfig, InventoryGrpc, SqlInventoryStore, jobs::JobSchedule};
 use harsha_proto::harsha::{
     auth::v1::auth_service_server::{AuthService, AuthServiceServer},
-    inventory::v1::inventory_service_server::{InventoryService, InventoryServiceServer},
     pricing::v1::pricing_service_server::{PricingService, PricingServiceServer},
     sync::v1::sync_service_server::{SyncService, SyncServiceServer},
 };
@@ -122,10 +122,30 @@ pub enum DatabaseSource {
 #[derive(Debug, Clone, Copy)]
 struct ContractOnly;
 
-impl InventoryService for ContractOnly {}
 impl PricingService for ContractOnly {}
 impl AuthService for ContractOnly {}
 impl SyncService for ContractOnly {}
+
+/// What the services are configured with, beyond their database.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceConfig {
+    /// The business time zone.
+    pub time_zone: chrono_tz::Tz,
+    /// The Inventory service's behaviour.
+    pub inventory: InventoryConfig,
+    /// When the Inventory service's background work runs.
+    pub inventory_jobs: JobSchedule,
+}
+
+/// Where a service's store goes once its database is ready.
+enum StoreHandOff {
+    /// The Customer service's slot.
+    Customer(harsha_customer::grpc::StoreSlot),
+    /// The Inventory service's slot; its background jobs start with it.
+    Inventory(harsha_inventory::grpc::StoreSlot),
+    /// A service with no store yet.
+    Nothing,
+}
 
 /// Runs one service on `listener` until `shutdown` is cancelled, then lets
 /// in-flight calls finish.
@@ -133,7 +153,7 @@ pub async fn run(
     kind: ServiceKind,
     listener: TcpListener,
     database: DatabaseSource,
-    time_zone: chrono_tz::Tz,
+    config: ServiceConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -158,24 +178,46 @@ pub async fn run(
         .build_v1alpha()
         .context("building reflection v1alpha")?;
 
-    let customer_store = StoreSlot::default();
     let router = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    let router = match kind {
-        ServiceKind::Customer => router
-            .add_service(CustomerGrpc::new(Arc::clone(&customer_store), time_zone).into_server()),
-        ServiceKind::Inventory => router.add_service(InventoryServiceServer::new(ContractOnly)),
-        ServiceKind::Pricing => router.add_service(PricingServiceServer::new(ContractOnly)),
-        ServiceKind::Auth => router.add_service(AuthServiceServer::new(ContractOnly)),
-        ServiceKind::Sync => router.add_service(SyncServiceServer::new(ContractOnly)),
+    let (router, hand_off) = match kind {
+        ServiceKind::Customer => {
+            let slot = harsha_customer::grpc::StoreSlot::default();
+            let service = CustomerGrpc::new(Arc::clone(&slot), config.time_zone);
+            (
+                router.add_service(service.into_server()),
+                StoreHandOff::Customer(slot),
+            )
+        }
+        ServiceKind::Inventory => {
+            let slot = harsha_inventory::grpc::StoreSlot::default();
+            let service = InventoryGrpc::new(Arc::clone(&slot), config.inventory);
+            (
+                router.add_service(service.into_server()),
+                StoreHandOff::Inventory(slot),
+            )
+        }
+        ServiceKind::Pricing => (
+            router.add_service(PricingServiceServer::new(ContractOnly)),
+            StoreHandOff::Nothing,
+        ),
+        ServiceKind::Auth => (
+            router.add_service(AuthServiceServer::new(ContractOnly)),
+            StoreHandOff::Nothing,
+        ),
+        ServiceKind::Sync => (
+            router.add_service(SyncServiceServer::new(ContractOnly)),
+            StoreHandOff::Nothing,
+        ),
     };
 
     let readiness = tokio::spawn(become_ready(
         kind,
         database,
-        customer_store,
+        hand_off,
+        config,
         reporter,
         shutdown.clone(),
     ));
@@ -201,7 +243,8 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 async fn become_ready(
     kind: ServiceKind,
     source: DatabaseSource,
-    customer_store: StoreSlot,
+    hand_off: StoreHandOff,
+    config: ServiceConfig,
     reporter: HealthReporter,
     shutdown: CancellationToken,
 ) {
@@ -225,16 +268,31 @@ async fn become_ready(
             }
         }
     };
-    if kind == ServiceKind::Customer {
-        match database.erp_pool() {
-            Ok(pool) => {
-                let _ = customer_store.set(Arc::new(SqlCustomerStore::new(pool)));
-            }
-            Err(error) => {
-                tracing::error!(service = kind.name(), %error, "unusable database");
-                return;
-            }
+    let erp_pool = || match database.erp_pool() {
+        Ok(pool) => Some(pool),
+        Err(error) => {
+            tracing::error!(service = kind.name(), %error, "unusable database");
+            None
         }
+    };
+    match hand_off {
+        StoreHandOff::Customer(slot) => {
+            let Some(pool) = erp_pool() else { return };
+            let _ = slot.set(Arc::new(SqlCustomerStore::new(pool)));
+        }
+        StoreHandOff::Inventory(slot) => {
+            let Some(pool) = erp_pool() else { return };
+            let store: Arc<dyn harsha_inventory::InventoryStore> =
+                Arc::new(SqlInventoryStore::new(pool));
+            let _ = slot.set(Arc::clone(&store));
+            tokio::spawn(harsha_inventory::jobs::run(
+                store,
+                config.inventory,
+                config.inventory_jobs,
+                shutdown.clone().cancelled_owned(),
+            ));
+        }
+        StoreHandOff::Nothing => {}
     }
     tracing::info!(service = kind.name(), engine = %database.engine(), "ready");
     let mut serving = None;

@@ -30,6 +30,27 @@ pub struct Settings {
     pub pool: PoolSettings,
     /// gRPC listen address per service.
     pub services: Services,
+    /// Inventory service behaviour.
+    pub inventory: InventorySettings,
+}
+
+/// The Inventory service's settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InventorySettings {
+    /// Days to expiry at or below which a batch is critical.
+    pub expiry_critical_days: u32,
+    /// Days to expiry at or below which a batch is a warning.
+    pub expiry_warning_days: u32,
+    /// Default allocation hold, seconds.
+    pub allocation_hold_seconds: u32,
+    /// Whether a storage breach quarantines the batch.
+    pub quarantine_on_breach: bool,
+    /// Seconds between sweeps of lapsed reservations.
+    pub reservation_sweep_seconds: u64,
+    /// Hours between expiry scans.
+    pub scan_interval_hours: u64,
+    /// Months of movement partitions kept ahead.
+    pub partition_months_ahead: u32,
 }
 
 /// Log output format.
@@ -109,6 +130,41 @@ impl Settings {
         })
     }
 
+    /// The Inventory service's configuration and job schedule, checked.
+    pub fn inventory(
+        &self,
+    ) -> anyhow::Result<(
+        harsha_inventory::InventoryConfig,
+        harsha_inventory::jobs::JobSchedule,
+    )> {
+        let inventory = &self.inventory;
+        let expiry = harsha_inventory::domain::ExpiryThresholds::new(
+            inventory.expiry_critical_days,
+            inventory.expiry_warning_days,
+        )
+        .map_err(|e| anyhow::anyhow!("inventory expiry thresholds: {e}"))?;
+        anyhow::ensure!(
+            inventory.allocation_hold_seconds > 0,
+            "inventory.allocation_hold_seconds must be positive"
+        );
+        anyhow::ensure!(
+            inventory.reservation_sweep_seconds > 0 && inventory.scan_interval_hours > 0,
+            "inventory job intervals must be positive"
+        );
+        let config = harsha_inventory::InventoryConfig {
+            time_zone: self.time_zone()?,
+            expiry,
+            default_hold_seconds: inventory.allocation_hold_seconds,
+            quarantine_on_breach: inventory.quarantine_on_breach,
+        };
+        let schedule = harsha_inventory::jobs::JobSchedule {
+            sweep_interval: std::time::Duration::from_secs(inventory.reservation_sweep_seconds),
+            scan_interval: std::time::Duration::from_secs(inventory.scan_interval_hours * 3600),
+            partition_months_ahead: inventory.partition_months_ahead,
+        };
+        Ok((config, schedule))
+    }
+
     /// The SQLite URL of a role's file under `data_dir`.
     pub fn embedded_url(&self, role: Role) -> String {
         format!(
@@ -129,6 +185,10 @@ mod tests {
         assert_eq!(settings.services.customer.port(), 50051);
         assert_eq!(settings.time_zone().unwrap(), chrono_tz::Asia::Kolkata);
         assert!(settings.databases.erp.starts_with("sqlite://"));
+        let (inventory, schedule) = settings.inventory().unwrap();
+        assert_eq!(inventory.expiry.critical_days(), 7);
+        assert_eq!(inventory.expiry.warning_days(), 30);
+        assert_eq!(schedule.scan_interval.as_secs(), 86_400);
     }
 
     #[test]
