@@ -152,3 +152,12 @@ def customer_stub(mesh):
     channel = mesh.channel("customer")
     yield customer_pb2_grpc.CustomerServiceStub(channel)
     channel.close()
+
+
+@pytest.fixture(scope="session")
+def inventory_stub(mesh):
+    from harsha.inventory.v1 import inventory_pb2_grpc
+
+    channel = mesh.channel("inventory")
+    yield inventory_pb2_grpc.InventoryServiceStub(channel)
+    channel.close()

@@ -27,6 +27,14 @@ pub enum InventoryError {
     /// No such allocation.
     #[error("allocation {0:?} not found")]
     AllocationNotFound(String),
+    /// No optimisation parameters for the item in the warehouse.
+    #[error("no optimisation parameters for {item_code:?} in {warehouse:?}")]
+    OptimizationNotFound {
+        /// The item.
+        item_code: String,
+        /// The warehouse.
+        warehouse: String,
+    },
     /// The item already has this batch number in this warehouse.
     #[error("batch {batch_no:?} of item {item_code:?} already exists in {warehouse:?}")]
     BatchExists {
@@ -52,8 +60,10 @@ pub enum InventoryError {
         shortfall: Decimal,
     },
     /// A batch holds less than the change takes.
-    #[error("batch {batch:?} holds {held} {what}; {needed} is needed")]
+    #[error("{field}: batch {batch:?} holds {held} {what}; {needed} is needed")]
     BatchShort {
+        /// The request field asking for too much (`qty`, `delta`).
+        field: &'static str,
         /// The batch record.
         batch: String,
         /// `available` or `reserved`.
@@ -86,9 +96,14 @@ impl InventoryError {
         }
     }
 
-    /// Whether the error is lock contention that a retry may get past.
-    pub fn is_contention(&self) -> bool {
-        matches!(self, Self::Store(store) if store.is_contention())
+    /// Whether trying again may succeed: lock contention, or a race lost
+    /// to a concurrent change.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(store) => store.is_contention(),
+            Self::Aborted(_) => true,
+            _ => false,
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use crate::{
     },
     store::{
         BatchFilter, ExpiringQuery, ExpiryAlert, Moved, MovementNote, Optimization,
-        ProcurementTrigger, ReorderEvaluation,
+        ProcurementTrigger, ReorderEvaluation, TriggerFilter,
     },
 };
 
@@ -685,7 +685,8 @@ impl From<InventoryError> for Status {
             InventoryError::ItemNotFound(_)
             | InventoryError::WarehouseNotFound(_)
             | InventoryError::BatchNotFound(_)
-            | InventoryError::AllocationNotFound(_) => Status::not_found(message),
+            | InventoryError::AllocationNotFound(_)
+            | InventoryError::OptimizationNotFound { .. } => Status::not_found(message),
             InventoryError::BatchExists { .. } => Status::already_exists(message),
             InventoryError::InsufficientStock {
                 item_code,
@@ -709,9 +710,22 @@ impl From<InventoryError> for Status {
                 );
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
-            InventoryError::BatchShort { .. } | InventoryError::FailedPrecondition(_) => {
-                Status::failed_precondition(message)
+            InventoryError::BatchShort {
+                field,
+                batch,
+                what,
+                held,
+                needed,
+            } => {
+                let mut details = ErrorDetails::with_precondition_failure_violation(
+                    "STOCK",
+                    batch,
+                    format!("holds {held} {what}; {needed} is needed"),
+                );
+                details.add_bad_request_violation(field, format!("more than the {held} {what}"));
+                Status::with_error_details(Code::FailedPrecondition, message, details)
             }
+            InventoryError::FailedPrecondition(_) => Status::failed_precondition(message),
             InventoryError::Aborted(_) => Status::aborted(message),
             InventoryError::NotReady => Status::unavailable(message),
             InventoryError::Store(store) => store_status("inventory", &store),
@@ -1163,6 +1177,42 @@ impl InventoryService for InventoryGrpc {
             .await?;
         Ok(Response::new(pb::SetItemWarehouseOptimizationResponse {
             optimization: Some(optimization_to_proto(optimization)),
+        }))
+    }
+
+    #[tracing::instrument(name = "InventoryService.GetItemWarehouseOptimization", skip_all)]
+    async fn get_item_warehouse_optimization(
+        &self,
+        request: Request<pb::GetItemWarehouseOptimizationRequest>,
+    ) -> RpcResult<pb::GetItemWarehouseOptimizationResponse> {
+        let request = request.get_ref();
+        let item = doc_name(&request.item_code, "item_code")?;
+        let warehouse = doc_name(&request.warehouse, "warehouse")?;
+        let optimization = self.store()?.optimization(&item, &warehouse).await?;
+        Ok(Response::new(pb::GetItemWarehouseOptimizationResponse {
+            optimization: Some(optimization_to_proto(optimization)),
+        }))
+    }
+
+    #[tracing::instrument(name = "InventoryService.ListProcurementTriggers", skip_all)]
+    async fn list_procurement_triggers(
+        &self,
+        request: Request<pb::ListProcurementTriggersRequest>,
+    ) -> RpcResult<pb::ListProcurementTriggersResponse> {
+        let request = request.into_inner();
+        let filter = TriggerFilter {
+            item_code: optional_doc_name(&request.item_code, "item_code")?,
+            warehouse: optional_doc_name(&request.warehouse, "warehouse")?,
+            open_only: request.open_only,
+        };
+        let size = page_size(request.page_size).map_err(InventoryError::from)?;
+        let page = self
+            .store()?
+            .procurement_triggers(filter, size, &request.page_token)
+            .await?;
+        Ok(Response::new(pb::ListProcurementTriggersResponse {
+            triggers: page.items.into_iter().map(trigger_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
         }))
     }
 

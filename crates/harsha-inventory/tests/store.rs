@@ -16,7 +16,7 @@ use harsha_inventory::{
         Nutrition, QualityGrade, Quantity, Reference, ReorderDecision, ReorderParams,
         StorageConditions, Strategy, WriteOffCause, humidity_limits, temperature_limits,
     },
-    store::{BatchFilter, ExpiringQuery, MovementNote},
+    store::{BatchFilter, ExpiringQuery, MovementNote, TriggerFilter},
 };
 use harsha_store::{DbDecimal, Engine, erp_dispatch};
 use harsha_testkit::{TestDatabase, fixtures};
@@ -449,6 +449,7 @@ async fn refused_movements_write_nothing(engine: Engine) {
         f.store.issue(&id, qty("10.001"), note(""), &f.actor).await,
         Err(InventoryError::BatchShort {
             what: "available",
+            field: "qty",
             ..
         })
     ));
@@ -476,7 +477,7 @@ async fn refused_movements_write_nothing(engine: Engine) {
     ));
     assert!(matches!(
         f.store.adjust(&id, dec("-10.5"), note(""), &f.actor).await,
-        Err(InventoryError::BatchShort { .. })
+        Err(InventoryError::BatchShort { field: "delta", .. })
     ));
     f.store
         .set_quarantine(&id, true, "mould spotted", &f.actor)
@@ -808,6 +809,21 @@ async fn a_repeated_request_id_returns_the_first_allocation(engine: Engine) {
     let again = f.allocate(with_id.clone()).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(f.count("tabHD Stock Allocation").await, 1);
+    // Racing retries of one request reserve once.
+    let racing = AllocationRequest {
+        request_id: Some("order-18/line-1".into()),
+        ..request("KAJU-KATLI", "1")
+    };
+    let ids = futures::future::join_all((0..6).map(|_| {
+        let store = f.store.clone();
+        let actor = f.actor.clone();
+        let racing = racing.clone();
+        tokio::spawn(async move { store.allocate(racing, as_of(), &actor).await.unwrap().id })
+    }))
+    .await;
+    let ids: std::collections::BTreeSet<String> = ids.into_iter().map(Result::unwrap).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(f.count("tabHD Stock Allocation").await, 2);
     let changed = AllocationRequest {
         qty: qty("5"),
         ..with_id
@@ -1127,6 +1143,32 @@ async fn a_procurement_trigger_opens_once_and_resolves_when_stock_recovers(engin
             "inventory.procurement.resolved"
         ]
     );
+    let listed = f
+        .store
+        .procurement_triggers(TriggerFilter::default(), 10, "")
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed.len(), 1);
+    assert!(!listed[0].open);
+    let open = TriggerFilter {
+        open_only: true,
+        ..TriggerFilter::default()
+    };
+    assert!(
+        f.store
+            .procurement_triggers(open, 10, "")
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let stored = f.store.optimization(&item, &stores).await.unwrap();
+    assert_eq!(stored.reorder_point, resolved[0].optimization.reorder_point);
+    assert!(matches!(
+        f.store.optimization(&item, &name(MUMBAI)).await,
+        Err(InventoryError::OptimizationNotFound { .. })
+    ));
     // Every configured pair is evaluated when none is named.
     assert_eq!(
         f.store

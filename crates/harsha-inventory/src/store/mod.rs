@@ -83,6 +83,17 @@ pub struct ExpiringQuery {
     pub warehouse: Option<DocName>,
 }
 
+/// Which procurement triggers to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TriggerFilter {
+    /// Only this item.
+    pub item_code: Option<DocName>,
+    /// Only this warehouse.
+    pub warehouse: Option<DocName>,
+    /// Only open triggers.
+    pub open_only: bool,
+}
+
 /// An expiry alert the scan raised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExpiryAlert {
@@ -331,6 +342,19 @@ pub trait InventoryStore: Send + Sync + 'static {
         params: ReorderParams,
         actor: &Actor,
     ) -> Result<Optimization, InventoryError>;
+    /// An item's optimisation parameters in a warehouse.
+    async fn optimization(
+        &self,
+        item_code: &DocName,
+        warehouse: &DocName,
+    ) -> Result<Optimization, InventoryError>;
+    /// Procurement triggers, oldest first.
+    async fn procurement_triggers(
+        &self,
+        filter: TriggerFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<ProcurementTrigger>, InventoryError>;
     /// Evaluates reorder points (of one item, one warehouse, or all) and
     /// opens or resolves procurement triggers.
     async fn evaluate_reorder(

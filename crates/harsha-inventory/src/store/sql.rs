@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::{
     BatchBreach, BatchFilter, ExpiringQuery, ExpiryAlert, ExpiryScan, InventoryStore, Moved,
     MovementNote, Optimization, ProcurementTrigger, ReadingReport, ReorderEvaluation, Transfer,
+    TriggerFilter,
     rows::{
         AllocationLineRow, AllocationRow, BatchRow, MovementRow, OptimizationRow, PositionRow,
         TriggerRow, sum,
@@ -248,6 +249,13 @@ const INSERT_TRIGGER: &str = "INSERT INTO `tabHD Procurement Trigger` (`name`, `
      `warehouse`, `usable_qty`, `reorder_point`, `suggested_qty`, `status`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'Open')";
 const RESOLVE_TRIGGER: &str = "UPDATE `tabHD Procurement Trigger` SET `status` = 'Resolved', `resolved_at` = ?, \
      `modified` = ? WHERE `name` = ?";
+
+const LIST_TRIGGERS: &str = concat!(
+    "SELECT ",
+    trigger_columns!(),
+    " FROM `tabHD Procurement Trigger` WHERE (? IS NULL OR `item_code` = ?) AND (? IS NULL OR `warehouse` = ?) \
+     AND (? = 0 OR `status` = 'Open') AND `name` > ? ORDER BY `name` LIMIT ?"
+);
 
 const STOCK_GROUPS: &str = "SELECT `warehouse`, `status`, `expiry_date`, SUM(`available_qty`) AS available_qty, \
      SUM(`reserved_qty`) AS reserved_qty FROM `tabHD Batch Master` WHERE `item_code` = ? \
@@ -511,6 +519,11 @@ fn apply_movement(
     let after = before
         .apply(change)
         .map_err(|shortfall| InventoryError::BatchShort {
+            field: if kind == MovementType::Adjustment {
+                "delta"
+            } else {
+                "qty"
+            },
             batch: batch.id.clone(),
             what: if before.available + change.available < Decimal::ZERO {
                 "available"
@@ -624,7 +637,7 @@ impl SqlInventoryStore {
     }
 
     /// Runs `attempt` again (with a short pause) while it fails on lock
-    /// contention, up to [`ATTEMPTS`] times in all.
+    /// contention or a lost race, up to [`ATTEMPTS`] times in all.
     async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, InventoryError>
     where
         F: FnMut() -> Fut,
@@ -633,7 +646,7 @@ impl SqlInventoryStore {
         let mut tries = 1;
         loop {
             match attempt().await {
-                Err(error) if error.is_contention() && tries < ATTEMPTS => {
+                Err(error) if error.is_retryable() && tries < ATTEMPTS => {
                     tracing::debug!(tries, "lock contention; trying again");
                     tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries)))
                         .await;
@@ -772,7 +785,7 @@ impl SqlInventoryStore {
             let at = now();
             let id = new_id();
             let expires_at = at + chrono::Duration::seconds(i64::from(request.hold_seconds));
-            sqlx::query(INSERT_ALLOCATION)
+            let inserted = sqlx::query(INSERT_ALLOCATION)
                 .bind(&id)
                 .bind(at)
                 .bind(at)
@@ -790,7 +803,17 @@ impl SqlInventoryStore {
                 .bind(&request.reference.doctype)
                 .bind(&request.reference.name)
                 .execute(&mut *tx)
-                .await?;
+                .await;
+            match inserted {
+                // A concurrent request with the same request_id committed
+                // first; the retry returns its allocation.
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(InventoryError::Aborted(
+                        "a concurrent request with the same request_id won".into(),
+                    ));
+                }
+                other => other?,
+            };
             let note = MovementNote { reason: Some("allocation".into()), reference: request.reference.clone() };
             let context = MovementContext { note: &note, allocation: Some(&id), transfer: None, actor, at };
             let mut lines = Vec::with_capacity(takes.len());
@@ -839,12 +862,9 @@ impl SqlInventoryStore {
                 created: at,
                 modified: at,
             };
-            let inserted = record_event!(tx, at, actor, "StockAllocation", &id, "inventory.allocation.reserved", &allocation);
-            inserted?;
-            match tx.commit().await {
-                Err(e) if is_unique_violation(&e) => Err(InventoryError::Aborted("a concurrent request with the same request_id won".into())),
-                other => other.map(|()| allocation).map_err(InventoryError::from),
-            }
+            record_event!(tx, at, actor, "StockAllocation", &id, "inventory.allocation.reserved", &allocation)?;
+            tx.commit().await?;
+            Ok(allocation)
         })
     }
 
@@ -982,10 +1002,9 @@ impl SqlInventoryStore {
         let row: Option<OptimizationRow> = erp_dispatch!(&self.pool, pool => {
             sqlx::query_as(SELECT_OPTIMIZATION).bind(item_code).bind(warehouse).fetch_optional(pool).await?
         });
-        row.ok_or_else(|| {
-            InventoryError::FailedPrecondition(format!(
-                "the optimisation parameters of {item_code} in {warehouse} were removed"
-            ))
+        row.ok_or_else(|| InventoryError::OptimizationNotFound {
+            item_code: item_code.to_owned(),
+            warehouse: warehouse.to_owned(),
         })
     }
 
@@ -1786,6 +1805,42 @@ impl InventoryStore for SqlInventoryStore {
             })
         })
         .await
+    }
+
+    #[tracing::instrument(name = "store.optimization", skip_all, fields(item = %item_code, warehouse = %warehouse))]
+    async fn optimization(
+        &self,
+        item_code: &DocName,
+        warehouse: &DocName,
+    ) -> Result<Optimization, InventoryError> {
+        optimization_from(
+            self.optimization_row(item_code.as_str(), warehouse.as_str())
+                .await?,
+        )
+    }
+
+    #[tracing::instrument(name = "store.procurement_triggers", skip_all)]
+    async fn procurement_triggers(
+        &self,
+        filter: TriggerFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<ProcurementTrigger>, InventoryError> {
+        let after: String = harsha_store::page::decode_token(page_token)?.unwrap_or_default();
+        let item = filter.item_code.as_ref().map(DocName::as_str);
+        let warehouse = filter.warehouse.as_ref().map(DocName::as_str);
+        let rows: Vec<TriggerRow> = erp_dispatch!(&self.pool, pool => {
+            sqlx::query_as(LIST_TRIGGERS)
+                .bind(item).bind(item)
+                .bind(warehouse).bind(warehouse)
+                .bind(i32::from(filter.open_only))
+                .bind(&after)
+                .bind(i64::from(page_size) + 1)
+                .fetch_all(pool)
+                .await?
+        });
+        Page::from_rows(rows, page_size, |row| row.name.clone())
+            .try_map(|row| trigger_from(row, None))
     }
 
     #[tracing::instrument(name = "store.evaluate_reorder", skip_all)]
