@@ -29,7 +29,8 @@ use harsha_customer::{
 use harsha_proto::harsha::customer::v1::{
     ResolveCustomerProfileRequest, customer_service_client::CustomerServiceClient,
 };
-use harsha_store::{Database, Pool, PoolSettings, Role};
+use harsha_store::{Database, Pool};
+use harsha_testkit::bench::{fresh_database, kept_database, print_explain, report_percentiles};
 use sqlx::{MySql, QueryBuilder};
 
 const DATABASE: &str = "harsha_bench_customer";
@@ -40,10 +41,6 @@ const MEMBERSHIPS: usize = 5;
 /// Customers per insert: 500 × 10 assignments × 11 columns stays under MariaDB's 65,535 placeholders.
 const BATCH: usize = 500;
 const SAMPLES: usize = 5_000;
-
-fn server_url() -> String {
-    std::env::var("HARSHA_BENCH_MYSQL_URL").unwrap_or_else(|_| harsha_testkit::mysql_server_url())
-}
 
 fn customer_name(i: usize) -> String {
     format!("BENCH-{i:06}")
@@ -65,42 +62,12 @@ fn probe(i: usize) -> (DocName, NaiveDate) {
 }
 
 async fn prepare() -> Database {
-    let admin_url = server_url();
-    let url = format!("{}/{DATABASE}", admin_url.trim_end_matches('/'));
-    let reload = std::env::var("HARSHA_BENCH_RELOAD").is_ok_and(|v| v == "1");
-    if !reload && let Ok(db) = Database::connect(Role::Erp, &url, &PoolSettings::default()).await {
-        let Pool::MySql(pool) = db.pool() else {
-            unreachable!()
-        };
-        let loaded: Result<i64, _> =
-            sqlx::query_scalar("SELECT COUNT(*) FROM `tabHD Customer Segment Assignment`")
-                .fetch_one(pool)
-                .await;
-        if loaded.is_ok_and(|n| n == i64::try_from(CUSTOMERS * (PRIMARIES + MEMBERSHIPS)).unwrap())
-        {
-            eprintln!("using the data already loaded in {DATABASE}");
-            return db;
-        }
-        db.close().await;
+    let expected = i64::try_from(CUSTOMERS * (PRIMARIES + MEMBERSHIPS)).unwrap();
+    let count = "SELECT COUNT(*) FROM `tabHD Customer Segment Assignment`";
+    if let Some(db) = kept_database(DATABASE, count, expected).await {
+        return db;
     }
-    let admin = Database::connect(Role::Erp, &admin_url, &PoolSettings::default())
-        .await
-        .unwrap();
-    let Pool::MySql(admin_pool) = admin.pool() else {
-        unreachable!()
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS `{DATABASE}`; CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-    )))
-    .execute(admin_pool)
-    .await
-    .unwrap();
-    admin.close().await;
-
-    let db = Database::connect(Role::Erp, &url, &PoolSettings::default())
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
+    let db = fresh_database(DATABASE).await;
     let Pool::MySql(pool) = db.pool() else {
         unreachable!()
     };
@@ -224,36 +191,7 @@ async fn explain(pool: &sqlx::Pool<MySql>) {
             };
         }
         let explained = query.fetch_all(pool).await.unwrap();
-        eprintln!("EXPLAIN {name}:");
-        for row in explained {
-            use sqlx::Row;
-            let text = |column: &str| -> String {
-                row.try_get::<Option<String>, _>(column)
-                    .ok()
-                    .flatten()
-                    .or_else(|| {
-                        row.try_get::<Option<i64>, _>(column)
-                            .ok()
-                            .flatten()
-                            .map(|n| n.to_string())
-                    })
-                    .or_else(|| {
-                        row.try_get::<Option<u64>, _>(column)
-                            .ok()
-                            .flatten()
-                            .map(|n| n.to_string())
-                    })
-                    .unwrap_or_else(|| "NULL".into())
-            };
-            eprintln!(
-                "  table={} type={} key={} rows={} extra={}",
-                text("table"),
-                text("type"),
-                text("key"),
-                text("rows"),
-                text("Extra")
-            );
-        }
+        print_explain(name, &explained);
     }
 }
 
@@ -276,17 +214,7 @@ where
         call(i).await;
         timings.push(started.elapsed());
     }
-    timings.sort();
-    let at = |q: f64| {
-        let index = ((timings.len() as f64) * q) as usize;
-        timings[index.min(timings.len() - 1)]
-    };
-    eprintln!(
-        "{name}: median {:.3?}  p95 {:.3?}  p99 {:.3?}  ({SAMPLES} calls)",
-        at(0.5),
-        at(0.95),
-        at(0.99)
-    );
+    report_percentiles(name, timings);
 }
 
 fn profile_reads(c: &mut Criterion) {

@@ -17,28 +17,7 @@ use harsha_customer::{
 use harsha_store::Engine;
 use harsha_testkit::{TestDatabase, fixtures};
 
-macro_rules! on_every_engine {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(harsha_store::Engine::Sqlite).await;
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(harsha_store::Engine::MySql).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_engine!(
+harsha_testkit::on_every_engine!(
     segments_are_created_read_listed_and_updated,
     a_duplicate_segment_code_is_refused,
     assignments_answer_as_of_any_date,

@@ -32,8 +32,9 @@ use harsha_inventory::{
         queries::{EXPIRING_BATCHES, FEFO_CANDIDATES},
     },
 };
-use harsha_store::{Database, Pool, PoolSettings, Role};
-use sqlx::{MySql, QueryBuilder, Row};
+use harsha_store::{Database, Pool};
+use harsha_testkit::bench::{fresh_database, kept_database, print_explain, report_percentiles};
+use sqlx::{MySql, QueryBuilder};
 
 const DATABASE: &str = "harsha_bench_inventory";
 const HOT_ITEM: &str = "BENCH-ITEM-00";
@@ -56,10 +57,6 @@ type BatchSeed = (
     &'static str,
 );
 
-fn server_url() -> String {
-    std::env::var("HARSHA_BENCH_MYSQL_URL").unwrap_or_else(|_| harsha_testkit::mysql_server_url())
-}
-
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
@@ -73,40 +70,12 @@ fn warehouse(i: usize) -> String {
 }
 
 async fn prepare() -> Database {
-    let admin_url = server_url();
-    let url = format!("{}/{DATABASE}", admin_url.trim_end_matches('/'));
-    let reload = std::env::var("HARSHA_BENCH_RELOAD").is_ok_and(|v| v == "1");
-    if !reload && let Ok(db) = Database::connect(Role::Erp, &url, &PoolSettings::default()).await {
-        let Pool::MySql(pool) = db.pool() else {
-            unreachable!()
-        };
-        let loaded: Result<i64, _> =
-            sqlx::query_scalar("SELECT COUNT(*) FROM `tabHD Batch Movement`")
-                .fetch_one(pool)
-                .await;
-        if loaded.is_ok_and(|n| n >= i64::try_from(HOT_BATCHES * MOVEMENTS_PER_BATCH).unwrap()) {
-            eprintln!("using the data already loaded in {DATABASE}");
-            return db;
-        }
-        db.close().await;
+    let expected = i64::try_from(HOT_BATCHES * MOVEMENTS_PER_BATCH).unwrap();
+    let count = "SELECT COUNT(*) FROM `tabHD Batch Movement`";
+    if let Some(db) = kept_database(DATABASE, count, expected).await {
+        return db;
     }
-    let admin = Database::connect(Role::Erp, &admin_url, &PoolSettings::default())
-        .await
-        .unwrap();
-    let Pool::MySql(admin_pool) = admin.pool() else {
-        unreachable!()
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS `{DATABASE}`; CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-    )))
-    .execute(admin_pool)
-    .await
-    .unwrap();
-    admin.close().await;
-    let db = Database::connect(Role::Erp, &url, &PoolSettings::default())
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
+    let db = fresh_database(DATABASE).await;
     let store = SqlInventoryStore::new(db.erp_pool().unwrap());
     store
         .ensure_movement_partitions(today() + Days::new(90))
@@ -264,38 +233,6 @@ async fn load(pool: &sqlx::Pool<MySql>) {
     }
 }
 
-fn print_explain(name: &str, rows: Vec<sqlx::mysql::MySqlRow>) {
-    eprintln!("EXPLAIN {name}:");
-    for row in rows {
-        let text = |column: &str| -> String {
-            row.try_get::<Option<String>, _>(column)
-                .ok()
-                .flatten()
-                .or_else(|| {
-                    row.try_get::<Option<u64>, _>(column)
-                        .ok()
-                        .flatten()
-                        .map(|n| n.to_string())
-                })
-                .or_else(|| {
-                    row.try_get::<Option<i64>, _>(column)
-                        .ok()
-                        .flatten()
-                        .map(|n| n.to_string())
-                })
-                .unwrap_or_else(|| "NULL".into())
-        };
-        eprintln!(
-            "  table={} type={} key={} rows={} extra={}",
-            text("table"),
-            text("type"),
-            text("key"),
-            text("rows"),
-            text("Extra")
-        );
-    }
-}
-
 async fn explain(pool: &sqlx::Pool<MySql>) {
     let none: Option<String> = None;
     let no_date: Option<NaiveDate> = None;
@@ -316,7 +253,7 @@ async fn explain(pool: &sqlx::Pool<MySql>) {
     .fetch_all(pool)
     .await
     .unwrap();
-    print_explain("FEFO candidates (AllocateStock)", fefo);
+    print_explain("FEFO candidates (AllocateStock)", &fefo);
     let expiring = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {EXPIRING_BATCHES}")))
         .bind(today() + Days::new(31))
         .bind(&none)
@@ -329,7 +266,7 @@ async fn explain(pool: &sqlx::Pool<MySql>) {
         .fetch_all(pool)
         .await
         .unwrap();
-    print_explain("ListExpiringBatches", expiring);
+    print_explain("ListExpiringBatches", &expiring);
 }
 
 fn request(item_code: &str, qty: &str) -> AllocationRequest {
@@ -360,18 +297,6 @@ async fn allocate_and_release(store: &dyn InventoryStore, item_code: &str, qty: 
         .await
         .unwrap();
     took
-}
-
-fn report(name: &str, mut timings: Vec<Duration>) {
-    timings.sort();
-    let at = |q: f64| timings[(((timings.len() as f64) * q) as usize).min(timings.len() - 1)];
-    eprintln!(
-        "{name}: median {:.3?}  p95 {:.3?}  p99 {:.3?}  ({} calls)",
-        at(0.5),
-        at(0.95),
-        at(0.99),
-        timings.len()
-    );
 }
 
 /// Allocations per second with `clients` concurrent clients for `window`;
@@ -422,7 +347,7 @@ async fn measure(store: &Arc<dyn InventoryStore>, pool: &sqlx::Pool<MySql>) {
         sqlx::query("SELECT 1").execute(pool).await.unwrap();
         floor.push(started.elapsed());
     }
-    report("floor: SELECT 1 round trip", floor);
+    report_percentiles("floor: SELECT 1 round trip", floor);
     for (name, qty) in [
         ("FEFO allocation from one batch (2 units)", "2"),
         ("FEFO allocation across 3 batches (2,500 units)", "2500"),
@@ -434,7 +359,7 @@ async fn measure(store: &Arc<dyn InventoryStore>, pool: &sqlx::Pool<MySql>) {
         for _ in 0..SAMPLES {
             timings.push(allocate_and_release(store.as_ref(), HOT_ITEM, qty).await);
         }
-        report(&format!("store: {name}"), timings);
+        report_percentiles(&format!("store: {name}"), timings);
     }
     let mut timings = Vec::with_capacity(500);
     for _ in 0..500 {
@@ -450,7 +375,7 @@ async fn measure(store: &Arc<dyn InventoryStore>, pool: &sqlx::Pool<MySql>) {
             .unwrap();
         timings.push(started.elapsed());
     }
-    report("store: ListExpiringBatches (first page of 100)", timings);
+    report_percentiles("store: ListExpiringBatches (first page of 100)", timings);
     let window = Duration::from_secs(3);
     for clients in [1, 2, 4, 8, 16] {
         let different = throughput(Arc::clone(store), clients, window, |c| {

@@ -22,28 +22,7 @@ use harsha_store::{DbDecimal, Engine, erp_dispatch};
 use harsha_testkit::{TestDatabase, fixtures};
 use rust_decimal::Decimal;
 
-macro_rules! on_every_engine {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(harsha_store::Engine::Sqlite).await;
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(harsha_store::Engine::MySql).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_engine!(
+harsha_testkit::on_every_engine!(
     a_receipt_keeps_every_attribute_and_records_a_movement,
     refused_receipts_write_nothing,
     issues_transfers_adjustments_and_write_offs_move_stock,
@@ -124,6 +103,12 @@ impl Fixture {
             assert_eq!(received.get(), sum_received.get(), "received of {batch}");
             assert!(available.get() >= Decimal::ZERO && reserved.get() >= Decimal::ZERO);
         }
+    }
+
+    /// The kinds of a batch's movements, oldest first.
+    async fn movement_kinds(&self, batch: &str) -> Vec<MovementType> {
+        let page = self.store.movements(batch, 100, "").await.unwrap();
+        page.items.iter().map(|m| m.kind).collect()
     }
 
     async fn count(&self, table: &str) -> i64 {
@@ -400,15 +385,7 @@ async fn issues_transfers_adjustments_and_write_offs_move_stock(engine: Engine) 
         .unwrap();
     assert_eq!(found.batch.status, BatchStatus::Active);
 
-    let kinds: Vec<MovementType> = f
-        .store
-        .movements(&id, 10, "")
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|m| m.kind)
-        .collect();
+    let kinds = f.movement_kinds(&id).await;
     assert_eq!(
         kinds,
         [
@@ -767,15 +744,7 @@ async fn reservations_are_confirmed_released_or_expire(engine: Engine) {
         (batch.available_qty, batch.reserved_qty),
         (dec("7"), dec("0"))
     );
-    let kinds: Vec<MovementType> = f
-        .store
-        .movements(&id, 20, "")
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|m| m.kind)
-        .collect();
+    let kinds = f.movement_kinds(&id).await;
     assert_eq!(
         kinds,
         [

@@ -1,13 +1,42 @@
 //! Test helpers shared by every crate's tests: [`TestDatabase`] makes a
 //! fresh, migrated database for a role on SQLite, MariaDB or PostgreSQL and
 //! removes it when dropped, so tests never share state; [`fixtures`] inserts
-//! the ERPNext rows (customers, territories) a test needs.
+//! the ERPNext rows (customers, territories, items, warehouses) a test
+//! needs; [`on_every_engine!`] runs one store scenario on SQLite and on the
+//! production engine; [`bench`] prints benchmark figures the same way
+//! everywhere.
 //!
 //! The server URLs come from `HARSHA_TEST_MYSQL_URL` and
 //! `HARSHA_TEST_POSTGRES_URL` (defaults: the local servers as root).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod bench;
 pub mod fixtures;
+
+/// Makes one test per engine of each scenario: `mod sqlite` and `mod
+/// mariadb`, each with a `#[tokio::test]` per scenario that calls
+/// `super::<scenario>(engine).await`. A scenario is an `async fn(Engine)`.
+#[macro_export]
+macro_rules! on_every_engine {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(harsha_store::Engine::Sqlite).await;
+                }
+            )*
+        }
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(harsha_store::Engine::MySql).await;
+                }
+            )*
+        }
+    };
+}
 
 use harsha_store::{Database, Engine, PoolSettings, Role};
 use sqlx::Connection;
