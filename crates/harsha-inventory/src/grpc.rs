@@ -430,7 +430,8 @@ fn allocation_to_proto(allocation: Allocation) -> pb::Allocation {
         warehouse: allocation.warehouse.unwrap_or_default(),
         qty: wire(allocation.qty),
         strategy: strategy_to(allocation.strategy).into(),
-        min_shelf_life_days: i32::try_from(allocation.min_shelf_life_days).unwrap_or(i32::MAX),
+        min_remaining_shelf_life_days: i32::try_from(allocation.min_shelf_life_days)
+            .unwrap_or(i32::MAX),
         min_grade: grade_to(allocation.min_grade).into(),
         status: allocation_status_to(allocation.status).into(),
         expire_time: Some(naive_utc_to_proto(allocation.expires_at)),
@@ -966,8 +967,8 @@ impl InventoryService for InventoryGrpc {
                 }
             },
             min_shelf_life_days: days(
-                request.min_shelf_life_days,
-                "min_shelf_life_days",
+                request.min_remaining_shelf_life_days,
+                "min_remaining_shelf_life_days",
                 MAX_SHELF_LIFE_DAYS,
             )?,
             min_grade: grade_from(request.min_grade, "min_grade")?.unwrap_or(QualityGrade::C),
