@@ -745,6 +745,20 @@ impl InventoryService for InventoryGrpc {
     ) -> RpcResult<pb::ReceiveBatchResponse> {
         let actor = actor(&request);
         let batch = new_batch(request.into_inner())?;
+        let today = self.config.today();
+        if batch.manufacturing_date > today {
+            return Err(InventoryError::invalid("manufacturing_date", "is in the future").into());
+        }
+        if batch.expiry_date <= today {
+            return Err(InventoryError::invalid(
+                "expiry_date",
+                format!(
+                    "the batch expired on {}; record it as written off instead",
+                    batch.expiry_date
+                ),
+            )
+            .into());
+        }
         let (batch, movement) = moved_parts(self.store()?.receive_batch(batch, &actor).await?);
         Ok(Response::new(pb::ReceiveBatchResponse { batch, movement }))
     }
@@ -1003,7 +1017,10 @@ impl InventoryService for InventoryGrpc {
     ) -> RpcResult<pb::ConfirmAllocationResponse> {
         let actor = actor(&request);
         let id = required_id(&request.get_ref().allocation_id, "allocation_id")?;
-        let allocation = self.store()?.confirm_allocation(id, &actor).await?;
+        let allocation = self
+            .store()?
+            .confirm_allocation(id, self.config.today(), &actor)
+            .await?;
         Ok(Response::new(pb::ConfirmAllocationResponse {
             allocation: Some(allocation_to_proto(allocation)),
         }))
@@ -1064,6 +1081,11 @@ impl InventoryService for InventoryGrpc {
     ) -> RpcResult<pb::RunExpiryScanResponse> {
         let actor = actor(&request);
         let as_of = self.date_or_today(request.get_ref().as_of.as_ref(), "as_of")?;
+        // A scan marks batches expired and spends their alerts: it may look
+        // back, never ahead.
+        if as_of > self.config.today() {
+            return Err(InventoryError::invalid("as_of", "must not be after today").into());
+        }
         let scan = self
             .store()?
             .expiry_scan(as_of, self.config.expiry, &actor)

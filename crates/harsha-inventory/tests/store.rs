@@ -32,6 +32,7 @@ harsha_testkit::on_every_engine!(
     allocation_splits_across_batches_and_skips_ineligible_ones,
     a_short_allocation_reserves_nothing,
     reservations_are_confirmed_released_or_expire,
+    confirming_refuses_stock_gone_bad_and_lapsed_holds,
     a_repeated_request_id_returns_the_first_allocation,
     expiry_levels_switch_at_exactly_seven_and_thirty_days,
     the_expiry_scan_marks_expired_batches_and_alerts_once_per_level,
@@ -300,6 +301,14 @@ async fn refused_receipts_write_nothing(engine: Engine) {
             .receive_batch(unknown_warehouse.build(), &f.actor)
             .await,
         Err(InventoryError::WarehouseNotFound(_))
+    ));
+    let wrong_unit = NewBatch {
+        stock_uom: Some("Box".into()),
+        ..spec("KK-3", plus(60), "1").build()
+    };
+    assert!(matches!(
+        f.store.receive_batch(wrong_unit, &f.actor).await,
+        Err(InventoryError::InvalidArgument { field, .. }) if field == "stock_uom"
     ));
     assert!(matches!(
         f.store
@@ -689,14 +698,14 @@ async fn reservations_are_confirmed_released_or_expire(engine: Engine) {
 
     let done = f
         .store
-        .confirm_allocation(&confirmed.id, &f.actor)
+        .confirm_allocation(&confirmed.id, as_of(), &f.actor)
         .await
         .unwrap();
     assert_eq!(done.status, AllocationStatus::Confirmed);
     // Confirming again changes nothing.
     assert_eq!(
         f.store
-            .confirm_allocation(&confirmed.id, &f.actor)
+            .confirm_allocation(&confirmed.id, as_of(), &f.actor)
             .await
             .unwrap()
             .status,
@@ -707,7 +716,9 @@ async fn reservations_are_confirmed_released_or_expire(engine: Engine) {
         .await
         .unwrap();
     assert!(matches!(
-        f.store.confirm_allocation(&released.id, &f.actor).await,
+        f.store
+            .confirm_allocation(&released.id, as_of(), &f.actor)
+            .await,
         Err(InventoryError::FailedPrecondition(_))
     ));
     assert!(matches!(
@@ -763,6 +774,81 @@ async fn reservations_are_confirmed_released_or_expire(engine: Engine) {
             "inventory.allocation.reserved",
             "inventory.allocation.expired"
         ]
+    );
+    f.assert_movements_add_up().await;
+}
+
+async fn confirming_refuses_stock_gone_bad_and_lapsed_holds(engine: Engine) {
+    let f = fixture(engine).await;
+    let id = f.receive(spec("A", plus(30), "10")).await;
+    let held = f.allocate(request("KAJU-KATLI", "3")).await.unwrap();
+    f.store
+        .set_quarantine(&id, true, "metal fragment found", &f.actor)
+        .await
+        .unwrap();
+    let movements = f.count("tabHD Batch Movement").await;
+    assert!(matches!(
+        f.store.confirm_allocation(&held.id, as_of(), &f.actor).await,
+        Err(InventoryError::FailedPrecondition(reason)) if reason.contains("Quarantined")
+    ));
+    assert_eq!(f.count("tabHD Batch Movement").await, movements);
+    // The reservation can still be given back.
+    f.store
+        .release_allocation(&held.id, &f.actor)
+        .await
+        .unwrap();
+    f.store
+        .set_quarantine(&id, false, "", &f.actor)
+        .await
+        .unwrap();
+
+    // Stock that expires before it is confirmed is not shipped.
+    let soon = f.receive(spec("SOON", plus(2), "5")).await;
+    let short_lived = AllocationRequest {
+        warehouse: Some(name(STORES)),
+        ..request("KAJU-KATLI", "12")
+    };
+    let both = f.allocate(short_lived).await.unwrap();
+    assert_eq!(both.lines[0].batch, soon);
+    assert!(matches!(
+        f.store.confirm_allocation(&both.id, plus(2), &f.actor).await,
+        Err(InventoryError::FailedPrecondition(reason)) if reason.contains("expired")
+    ));
+    f.store
+        .release_allocation(&both.id, &f.actor)
+        .await
+        .unwrap();
+
+    // A hold that has lapsed cannot be confirmed; releasing it after the
+    // sweep is a no-op.
+    let brief = f
+        .allocate(AllocationRequest {
+            hold_seconds: 1,
+            ..request("KAJU-KATLI", "1")
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert!(matches!(
+        f.store.confirm_allocation(&brief.id, as_of(), &f.actor).await,
+        Err(InventoryError::FailedPrecondition(reason)) if reason.contains("hold ended")
+    ));
+    let swept = f
+        .store
+        .expire_allocations(Utc::now().naive_utc(), &f.actor)
+        .await
+        .unwrap();
+    assert_eq!(swept.len(), 1);
+    let released = f
+        .store
+        .release_allocation(&brief.id, &f.actor)
+        .await
+        .unwrap();
+    assert_eq!(released.status, AllocationStatus::Expired);
+    let batch = f.store.batch(&id).await.unwrap();
+    assert_eq!(
+        (batch.available_qty, batch.reserved_qty),
+        (dec("10"), dec("0"))
     );
     f.assert_movements_add_up().await;
 }
@@ -937,7 +1023,12 @@ async fn the_expiry_scan_marks_expired_batches_and_alerts_once_per_level(engine:
     assert!(again.alerts.is_empty() && again.marked_expired.is_empty());
     assert_eq!(f.count("tabHD Batch Expiry Alert").await, 3);
 
-    // A week later the warning batch is critical: one new alert.
+    // A week later the warning batch is critical, and the critical one,
+    // quarantined meanwhile, has expired: it is marked too.
+    f.store
+        .set_quarantine(&critical, true, "pest inspection", &f.actor)
+        .await
+        .unwrap();
     let later = f
         .store
         .expiry_scan(plus(13), ExpiryThresholds::default(), &f.actor)
@@ -949,6 +1040,11 @@ async fn the_expiry_scan_marks_expired_batches_and_alerts_once_per_level(engine:
         .map(|a| (a.batch.as_str(), a.level))
         .collect();
     assert!(raised.contains(&(warning.as_str(), ExpiryLevel::Critical)));
+    assert_eq!(later.marked_expired, std::slice::from_ref(&critical));
+    assert_eq!(
+        f.store.batch(&critical).await.unwrap().status,
+        BatchStatus::Expired
+    );
     assert_eq!(
         fixtures::outbox_events(&f.database.db, &gone).await,
         [
@@ -1138,6 +1234,28 @@ async fn a_procurement_trigger_opens_once_and_resolves_when_stock_recovers(engin
         f.store.optimization(&item, &name(MUMBAI)).await,
         Err(InventoryError::OptimizationNotFound { .. })
     ));
+    // With no maximum, the minimum stock still floors the reorder point.
+    let floor_only = ReorderParams {
+        reorder_level: dec("0"),
+        reorder_qty: dec("10"),
+        safety_stock: dec("0"),
+        lead_time_days: 2,
+        min_qty: dec("25"),
+        max_qty: dec("0"),
+        consumption_window_days: 30,
+    };
+    f.store
+        .set_optimization(&item, &name(MUMBAI), floor_only, &f.actor)
+        .await
+        .unwrap();
+    let mumbai = f
+        .store
+        .evaluate_reorder(Some(&item), Some(&name(MUMBAI)), as_of(), &f.actor)
+        .await
+        .unwrap();
+    assert_eq!(mumbai[0].optimization.reorder_point, Some(dec("25")));
+    assert_eq!(mumbai[0].decision, ReorderDecision::Open);
+    assert_eq!(mumbai[0].trigger.as_ref().unwrap().suggested_qty, dec("25"));
     // Every configured pair is evaluated when none is named.
     assert_eq!(
         f.store
@@ -1145,7 +1263,7 @@ async fn a_procurement_trigger_opens_once_and_resolves_when_stock_recovers(engin
             .await
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 

@@ -14,7 +14,7 @@ mod name;
 mod quantity;
 
 pub use name::{Actor, DocName, check_text};
-pub use quantity::{MAX_QUANTITY_SCALE, Quantity};
+pub use quantity::{MAX_QUANTITY_SCALE, Quantity, max_quantity};
 
 /// Why a value was refused; the caller names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

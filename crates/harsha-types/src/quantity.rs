@@ -1,7 +1,9 @@
 //! Exact quantities. Stock and order quantities are decimals (kilograms,
-//! boxes, litres), never floats; they are stored as `decimal(21,9)` on
-//! MariaDB, so a quantity has at most 9 fractional digits and 12 integer
-//! digits.
+//! boxes, litres), never floats, with at most 9 fractional digits. They are
+//! stored as `decimal(21,9)` on MariaDB and as a 64-bit count of billionths
+//! on SQLite, so the largest quantity either engine holds exactly is just
+//! under ten thousand million; [`max_quantity`] keeps every quantity (and
+//! every balance) below one thousand million.
 
 use std::{fmt, str::FromStr};
 
@@ -13,12 +15,13 @@ use crate::ValueError;
 /// The most fractional digits a quantity may have.
 pub const MAX_QUANTITY_SCALE: u32 = 9;
 
-/// The largest quantity a `decimal(21,9)` column holds.
-fn max_quantity() -> Decimal {
-    Decimal::from_i128_with_scale(999_999_999_999_999_999_999, MAX_QUANTITY_SCALE)
+/// The largest quantity or balance the services accept:
+/// 999,999,999.999999999.
+pub fn max_quantity() -> Decimal {
+    Decimal::from_i128_with_scale(999_999_999_999_999_999, MAX_QUANTITY_SCALE)
 }
 
-/// A positive, exact quantity of at most 12 integer and 9 fractional
+/// A positive, exact quantity of at most 9 integer and 9 fractional
 /// digits. Zero and negative quantities cannot be built: a movement's sign
 /// comes from its kind, not from the quantity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -91,7 +94,7 @@ mod tests {
         assert!(Quantity::parse("abc").is_err());
         assert!(Quantity::parse("0.0000000001").is_err());
         assert!(Quantity::parse("0.000000001").is_ok());
-        assert!(Quantity::parse("999999999999.999999999").is_ok());
-        assert!(Quantity::parse("1000000000000").is_err());
+        assert!(Quantity::parse("999999999.999999999").is_ok());
+        assert!(Quantity::parse("1000000000").is_err());
     }
 }

@@ -47,8 +47,8 @@ pub struct InventorySettings {
     pub quarantine_on_breach: bool,
     /// Seconds between sweeps of lapsed reservations.
     pub reservation_sweep_seconds: u64,
-    /// Hours between expiry scans.
-    pub scan_interval_hours: u64,
+    /// Local time (business time zone) of the daily expiry scan, `HH:MM`.
+    pub daily_scan_at: String,
     /// Months of movement partitions kept ahead.
     pub partition_months_ahead: u32,
 }
@@ -148,9 +148,16 @@ impl Settings {
             "inventory.allocation_hold_seconds must be positive"
         );
         anyhow::ensure!(
-            inventory.reservation_sweep_seconds > 0 && inventory.scan_interval_hours > 0,
-            "inventory job intervals must be positive"
+            inventory.reservation_sweep_seconds > 0,
+            "inventory.reservation_sweep_seconds must be positive"
         );
+        let daily_scan_at = chrono::NaiveTime::parse_from_str(&inventory.daily_scan_at, "%H:%M")
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "inventory.daily_scan_at {:?} is not a time of day (HH:MM)",
+                    inventory.daily_scan_at
+                )
+            })?;
         let config = harsha_inventory::InventoryConfig {
             time_zone: self.time_zone()?,
             expiry,
@@ -159,7 +166,7 @@ impl Settings {
         };
         let schedule = harsha_inventory::jobs::JobSchedule {
             sweep_interval: std::time::Duration::from_secs(inventory.reservation_sweep_seconds),
-            scan_interval: std::time::Duration::from_secs(inventory.scan_interval_hours * 3600),
+            daily_scan_at,
             partition_months_ahead: inventory.partition_months_ahead,
         };
         Ok((config, schedule))
@@ -188,7 +195,7 @@ mod tests {
         let (inventory, schedule) = settings.inventory().unwrap();
         assert_eq!(inventory.expiry.critical_days(), 7);
         assert_eq!(inventory.expiry.warning_days(), 30);
-        assert_eq!(schedule.scan_interval.as_secs(), 86_400);
+        assert_eq!(schedule.daily_scan_at.to_string(), "00:05:00");
     }
 
     #[test]

@@ -214,7 +214,7 @@ CREATE TABLE `tabHD Item Warehouse Optimization` (
   UNIQUE KEY `uniq_item_warehouse` (`item_code`, `warehouse`),
   CONSTRAINT `chk_optimization_days` CHECK (`lead_time_days` >= 0 AND `consumption_window_days` > 0),
   CONSTRAINT `chk_optimization_quantities` CHECK (`reorder_level` >= 0 AND `reorder_qty` >= 0
-    AND `safety_stock` >= 0 AND `min_qty` >= 0 AND `max_qty` >= `min_qty`)
+    AND `safety_stock` >= 0 AND `min_qty` >= 0 AND (`max_qty` = 0 OR `max_qty` >= `min_qty`))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- A request to buy more of an item for a warehouse. At most one is open per

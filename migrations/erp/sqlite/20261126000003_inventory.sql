@@ -184,7 +184,7 @@ CREATE TABLE `tabHD Item Warehouse Optimization` (
   `last_evaluated_at` TEXT,
   CHECK (`lead_time_days` >= 0 AND `consumption_window_days` > 0),
   CHECK (`reorder_level` >= 0 AND `reorder_qty` >= 0 AND `safety_stock` >= 0 AND `min_qty` >= 0
-    AND `max_qty` >= `min_qty`)
+    AND (`max_qty` = 0 OR `max_qty` >= `min_qty`))
 );
 CREATE UNIQUE INDEX `uniq_item_warehouse` ON `tabHD Item Warehouse Optimization` (`item_code`, `warehouse`);
 

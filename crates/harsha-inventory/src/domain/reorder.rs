@@ -1,8 +1,8 @@
 //! Item-warehouse optimisation: the reorder point computed from recent
 //! consumption, and when to ask for more stock.
 //!
-//! reorder point = max(reorder level, average daily issue × lead time +
-//! safety stock), where the average daily issue is what was issued over the
+//! reorder point = max(reorder level, minimum stock, average daily issue ×
+//! lead time + safety stock), where the average daily issue is what was issued over the
 //! last `consumption_window_days` divided by that many days. Usable stock
 //! is the free stock of active batches that will not expire within the lead
 //! time. Below the reorder point, one procurement trigger opens (suggesting
@@ -48,6 +48,9 @@ impl ReorderParams {
             if value.scale() > harsha_types::MAX_QUANTITY_SCALE {
                 return Err((field, "has more than 9 decimal places".into()));
             }
+            if value > harsha_types::max_quantity() {
+                return Err((field, format!("{value} is more than a quantity can be")));
+            }
         }
         if !self.max_qty.is_zero() && self.max_qty < self.min_qty {
             return Err((
@@ -81,7 +84,10 @@ impl ReorderParams {
     /// The reorder point for an average daily issue.
     pub fn reorder_point(&self, average_daily_issue: Decimal) -> Decimal {
         let computed = average_daily_issue * Decimal::from(self.lead_time_days) + self.safety_stock;
-        computed.max(self.reorder_level).normalize()
+        computed
+            .max(self.reorder_level)
+            .max(self.min_qty)
+            .normalize()
     }
 
     /// How much to order when usable stock is `usable` below `reorder_point`.

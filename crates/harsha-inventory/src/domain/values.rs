@@ -211,6 +211,19 @@ impl Nutrition {
             if value.scale() > 3 {
                 return Err((field, ValueError("has at most 3 decimal places".into())));
             }
+            // Per 100 g: at most 100 g of anything, 100,000 mg of sodium,
+            // 900 kcal (pure fat).
+            let limit = match field {
+                "energy_kcal" => Decimal::from(900),
+                "sodium_mg" => Decimal::from(100_000),
+                _ => Decimal::ONE_HUNDRED,
+            };
+            if value > limit {
+                return Err((
+                    field,
+                    ValueError(format!("{value} per 100 g is more than {limit}")),
+                ));
+            }
         }
         if self.sugars_g > self.carbohydrate_g {
             return Err((
@@ -231,12 +244,6 @@ impl Nutrition {
                 ValueError(format!(
                     "protein, carbohydrate and fat add up to {macros} g, more than 100 g"
                 )),
-            ));
-        }
-        if self.energy_kcal > Decimal::from(900) {
-            return Err((
-                "energy_kcal",
-                ValueError("more than 900 kcal per 100 g is impossible".into()),
             ));
         }
         Ok(self)

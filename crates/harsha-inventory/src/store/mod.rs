@@ -279,13 +279,17 @@ pub trait InventoryStore: Send + Sync + 'static {
     ) -> Result<Allocation, InventoryError>;
     /// Reads an allocation.
     async fn allocation(&self, id: &str) -> Result<Allocation, InventoryError>;
-    /// Issues a reservation's stock (idempotent once confirmed).
+    /// Issues a reservation's stock (idempotent once confirmed); refuses a
+    /// lapsed hold, and batches quarantined or expired (on `as_of`) since
+    /// they were reserved.
     async fn confirm_allocation(
         &self,
         id: &str,
+        as_of: NaiveDate,
         actor: &Actor,
     ) -> Result<Allocation, InventoryError>;
-    /// Gives a reservation's stock back (idempotent once released).
+    /// Gives a reservation's stock back (idempotent once released or
+    /// lapsed).
     async fn release_allocation(
         &self,
         id: &str,

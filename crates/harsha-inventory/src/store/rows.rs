@@ -12,7 +12,7 @@ use crate::{
     InventoryError,
     domain::{
         Allergens, Allocation, AllocationLine, Balance, Batch, Bounds, Change, Movement, Nutrition,
-        Reference, ReorderParams, StorageConditions, ValueError,
+        Reference, ReorderParams, StockGroup, StorageConditions, ValueError,
     },
 };
 
@@ -304,6 +304,20 @@ pub(super) struct PositionRow {
     pub expiry_date: NaiveDate,
     pub available_qty: DbDecimal,
     pub reserved_qty: DbDecimal,
+}
+
+impl TryFrom<PositionRow> for StockGroup {
+    type Error = InventoryError;
+
+    fn try_from(row: PositionRow) -> Result<Self, Self::Error> {
+        Ok(StockGroup {
+            status: parse("status", &row.status)?,
+            warehouse: row.warehouse,
+            expiry_date: row.expiry_date,
+            available: row.available_qty.get(),
+            reserved: row.reserved_qty.get(),
+        })
+    }
 }
 
 /// A decimal read from an aggregate.

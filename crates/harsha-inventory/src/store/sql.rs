@@ -707,9 +707,15 @@ impl SqlInventoryStore {
             if let Some(request_id) = &request.request_id
                 && let Some(existing) = read_allocation!(tx, SELECT_ALLOCATION_BY_REQUEST, request_id)
             {
-                if existing.item_code != request.item_code.as_str() || existing.qty != request.qty.get() {
+                let same_request = existing.item_code == request.item_code.as_str()
+                    && existing.qty == request.qty.get()
+                    && existing.warehouse.as_deref() == warehouse
+                    && existing.strategy == request.strategy
+                    && existing.min_grade == request.min_grade
+                    && existing.min_shelf_life_days == request.min_shelf_life_days;
+                if !same_request {
                     return Err(InventoryError::FailedPrecondition(format!(
-                        "request_id {request_id:?} was used for {} of {}",
+                        "request_id {request_id:?} was used for another request ({} of {})",
                         existing.qty, existing.item_code
                     )));
                 }
@@ -875,6 +881,7 @@ impl SqlInventoryStore {
         &self,
         id: &str,
         target: AllocationStatus,
+        as_of: NaiveDate,
         actor: &Actor,
     ) -> Result<Allocation, InventoryError> {
         erp_dispatch!(&self.pool, pool => {
@@ -883,7 +890,11 @@ impl SqlInventoryStore {
             let Some(mut allocation) = read_allocation!(tx, locked, id) else {
                 return Err(InventoryError::AllocationNotFound(id.to_owned()));
             };
-            if allocation.status == target {
+            // Asking again for the state it is in changes nothing; releasing
+            // a lapsed allocation too (its stock is already back).
+            let released_already = target == AllocationStatus::Released
+                && allocation.status == AllocationStatus::Expired;
+            if allocation.status == target || released_already {
                 return Ok(allocation);
             }
             if allocation.status != AllocationStatus::Reserved {
@@ -894,9 +905,17 @@ impl SqlInventoryStore {
                 )));
             }
             let at = now();
-            let (kind, from_reservation) = match target {
-                AllocationStatus::Confirmed => (MovementType::Issue, true),
-                _ => (MovementType::Release, false),
+            let confirming = target == AllocationStatus::Confirmed;
+            if confirming && allocation.expires_at <= at {
+                return Err(InventoryError::FailedPrecondition(format!(
+                    "allocation {id}'s hold ended at {} UTC; allocate again",
+                    allocation.expires_at
+                )));
+            }
+            let (kind, from_reservation) = if confirming {
+                (MovementType::Issue, true)
+            } else {
+                (MovementType::Release, false)
             };
             let note = MovementNote {
                 reason: Some(format!("allocation {}", target.as_str().to_lowercase())),
@@ -905,6 +924,16 @@ impl SqlInventoryStore {
             let context = MovementContext { note: &note, allocation: Some(id), transfer: None, actor, at };
             for line in &allocation.lines {
                 let mut batch = lock_batch!(tx, pool, line.batch.as_str());
+                // Stock quarantined or expired since it was reserved is not
+                // shipped; the caller releases and allocates again.
+                if confirming && (batch.status != BatchStatus::Active || batch.expiry_date <= as_of) {
+                    return Err(InventoryError::FailedPrecondition(format!(
+                        "batch {} ({}) is {} since it was reserved; release allocation {id} and allocate again",
+                        batch.id,
+                        batch.batch_no,
+                        if batch.status == BatchStatus::Active { "expired" } else { batch.status.as_str() },
+                    )));
+                }
                 let qty = Quantity::new(line.qty).map_err(|e| InventoryError::invalid("qty", e))?;
                 let movement = apply_movement(&mut batch, kind, Change::of(kind, qty, from_reservation), &context)?;
                 persist_movement!(tx, batch, movement);
@@ -973,7 +1002,7 @@ impl SqlInventoryStore {
             let mut marked = false;
             if expiring.level == ExpiryLevel::Expired {
                 let mut current = lock_batch!(tx, pool, alert.batch.as_str());
-                if current.status == BatchStatus::Active {
+                if matches!(current.status, BatchStatus::Active | BatchStatus::Quarantined) {
                     current.status = BatchStatus::Expired;
                     current.status_reason = Some(format!("expired on {}", current.expiry_date));
                     current.modified = at;
@@ -1016,7 +1045,11 @@ impl SqlInventoryStore {
     ) -> Result<ReorderEvaluation, InventoryError> {
         let params = row.params()?;
         let at = now();
-        let since = at - chrono::Duration::days(i64::from(params.consumption_window_days));
+        // The window is the `consumption_window_days` whole days before `as_of`.
+        let since = as_of
+            .checked_sub_days(Days::new(u64::from(params.consumption_window_days)))
+            .unwrap_or(NaiveDate::MIN)
+            .and_time(chrono::NaiveTime::MIN);
         let usable_after = as_of
             .checked_add_days(Days::new(u64::from(params.lead_time_days)))
             .unwrap_or(NaiveDate::MAX);
@@ -1168,6 +1201,14 @@ impl InventoryStore for SqlInventoryStore {
             let mut tx = pool.begin_write().await?;
             let item_uom = require_item!(tx, batch.item_code);
             require_warehouse!(tx, batch.warehouse);
+            if let (Some(given), Some(stocked)) = (&batch.stock_uom, &item_uom)
+                && given != stocked
+            {
+                return Err(InventoryError::invalid(
+                    "stock_uom",
+                    format!("{} is stocked in {stocked}, not {given}", batch.item_code),
+                ));
+            }
             let at = now();
             let mut created = Batch {
                 id: new_id(),
@@ -1436,6 +1477,7 @@ impl InventoryStore for SqlInventoryStore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Batch, InventoryError> {
+        self.retrying(|| async {
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let mut batch = lock_batch!(tx, pool, batch_id);
@@ -1464,6 +1506,8 @@ impl InventoryStore for SqlInventoryStore {
             tx.commit().await?;
             Ok(batch)
         })
+        })
+        .await
     }
 
     #[tracing::instrument(name = "store.allocate", skip_all, fields(item = %request.item_code, qty = %request.qty, strategy = request.strategy.as_str()))]
@@ -1490,9 +1534,10 @@ impl InventoryStore for SqlInventoryStore {
     async fn confirm_allocation(
         &self,
         id: &str,
+        as_of: NaiveDate,
         actor: &Actor,
     ) -> Result<Allocation, InventoryError> {
-        self.retrying(|| self.finish_allocation(id, AllocationStatus::Confirmed, actor))
+        self.retrying(|| self.finish_allocation(id, AllocationStatus::Confirmed, as_of, actor))
             .await
     }
 
@@ -1502,8 +1547,10 @@ impl InventoryStore for SqlInventoryStore {
         id: &str,
         actor: &Actor,
     ) -> Result<Allocation, InventoryError> {
-        self.retrying(|| self.finish_allocation(id, AllocationStatus::Released, actor))
-            .await
+        self.retrying(|| {
+            self.finish_allocation(id, AllocationStatus::Released, NaiveDate::MIN, actor)
+        })
+        .await
     }
 
     #[tracing::instrument(name = "store.expire_allocations", skip_all)]
@@ -1521,7 +1568,9 @@ impl InventoryStore for SqlInventoryStore {
             let mut progressed = false;
             for id in due {
                 match self
-                    .retrying(|| self.finish_allocation(&id, AllocationStatus::Expired, actor))
+                    .retrying(|| {
+                        self.finish_allocation(&id, AllocationStatus::Expired, now.date(), actor)
+                    })
                     .await
                 {
                     Ok(allocation) => {
@@ -1736,6 +1785,7 @@ impl InventoryStore for SqlInventoryStore {
                     .bind(i64::try_from(report.breaches.len()).unwrap_or(i64::MAX))
                     .execute(&mut *tx)
                     .await?;
+                record_event!(tx, at, actor, "StorageConditionReading", &report.id, "inventory.storage_reading.recorded", &report)?;
                 tx.commit().await?;
                 Ok(report)
             })
@@ -1893,21 +1943,7 @@ impl InventoryStore for SqlInventoryStore {
         let rows: Vec<PositionRow> = erp_dispatch!(&self.pool, pool => {
             sqlx::query_as(STOCK_GROUPS).bind(item_code.as_str()).fetch_all(pool).await?
         });
-        let groups = rows
-            .into_iter()
-            .map(|row| {
-                Ok(StockGroup {
-                    status: row
-                        .status
-                        .parse()
-                        .map_err(|e| InventoryError::invalid("status", e))?,
-                    warehouse: row.warehouse,
-                    expiry_date: row.expiry_date,
-                    available: row.available_qty.get(),
-                    reserved: row.reserved_qty.get(),
-                })
-            })
-            .collect::<Result<Vec<_>, InventoryError>>()?;
+        let groups: Vec<StockGroup> = decode(rows)?;
         Ok(StockPosition::build(
             item_code.as_str(),
             as_of,
@@ -1926,13 +1962,19 @@ impl InventoryStore for SqlInventoryStore {
         };
         let partitions: Vec<(String, String)> =
             sqlx::query_as(MOVEMENT_PARTITIONS).fetch_all(pool).await?;
+        // Bounds read `'2026-12-01'` (or with a time of day); MAXVALUE has none.
         let highest = partitions
             .iter()
             .filter_map(|(_, bound)| {
-                NaiveDate::parse_from_str(bound.trim_matches('\''), "%Y-%m-%d").ok()
+                let date = bound.trim_matches('\'').get(..10)?;
+                NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
             })
             .max();
         let Some(highest) = highest else {
+            tracing::warn!(
+                ?partitions,
+                "no dated partition bound found on the movement table"
+            );
             return Ok(Vec::new());
         };
         let added = partitions_to_add(highest, through);
