@@ -3,6 +3,7 @@
 //!
 //! - [`DocName`]: the `name` of an ERPNext document (customer, item,
 //!   warehouse, territory…);
+//! - [`Code`]: an upper-case code (segment, price tier, rule, festival);
 //! - [`Actor`]: who made a change, recorded as ERPNext's `owner` /
 //!   `modified_by`;
 //! - [`Quantity`]: an exact, positive decimal quantity that fits the
@@ -10,9 +11,11 @@
 //!
 //! Service-specific values live in each service's `domain` module.
 
+mod code;
 mod name;
 mod quantity;
 
+pub use code::Code;
 pub use name::{Actor, DocName, check_text};
 pub use quantity::{MAX_QUANTITY_SCALE, Quantity, max_quantity};
 

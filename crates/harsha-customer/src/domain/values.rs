@@ -1,47 +1,14 @@
 //! Validated value types: each checks its input once, when built, so the
 //! rest of the service cannot hold an invalid one.
 
-use std::fmt;
-
 use harsha_types::{ValueError, check_text};
 use serde::Serialize;
 
 /// The longest name ERPNext stores in a `varchar(140)` column.
 const MAX_NAME: usize = 140;
 
-/// A segment or price-tier code: 1 to 140 characters of `A-Z`, `0-9`, `-`
-/// and `_`. Lower-case letters are accepted and upper-cased, so `retail`
-/// and `RETAIL` are one code.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct SegmentCode(String);
-
-impl SegmentCode {
-    /// Checks, upper-cases and wraps a code.
-    pub fn parse(value: &str) -> Result<Self, ValueError> {
-        check_text(value, MAX_NAME, "a code")?;
-        let code = value.to_ascii_uppercase();
-        if let Some(bad) = code
-            .chars()
-            .find(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
-        {
-            return Err(ValueError(format!(
-                "a code may hold only letters, digits, '-' and '_', not {bad:?}"
-            )));
-        }
-        Ok(Self(code))
-    }
-
-    /// The code.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SegmentCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// A segment or price-tier code (see [`harsha_types::Code`]).
+pub type SegmentCode = harsha_types::Code;
 
 /// A segment's display name: 1 to 140 characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,19 +80,6 @@ impl Priority {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codes_are_upper_cased_and_restricted() {
-        assert_eq!(
-            SegmentCode::parse("retail-b2c").map(|c| c.0),
-            Ok("RETAIL-B2C".into())
-        );
-        assert!(SegmentCode::parse("").is_err());
-        assert!(SegmentCode::parse("RE TAIL").is_err());
-        assert!(SegmentCode::parse("ÉLITE").is_err());
-        assert!(SegmentCode::parse(&"A".repeat(141)).is_err());
-        assert!(SegmentCode::parse(&"A".repeat(140)).is_ok());
-    }
 
     #[test]
     fn display_names_are_trimmed_and_bounded_by_characters_not_bytes() {
