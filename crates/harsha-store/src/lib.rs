@@ -14,6 +14,7 @@ pub mod erpnext;
 mod error;
 pub mod outbox;
 pub mod page;
+pub mod partition;
 mod role;
 pub mod status;
 

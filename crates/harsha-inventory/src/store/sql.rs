@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime, SubsecRound, Utc};
+use chrono::{Days, NaiveDate, NaiveDateTime, SubsecRound, Utc};
 use harsha_store::{
     DbDecimal, ErpDialect, ErpPool, erp_dispatch, outbox::OutboxEvent, page::Page,
     record_outbox_event,
@@ -260,10 +260,6 @@ const LIST_TRIGGERS: &str = concat!(
 const STOCK_GROUPS: &str = "SELECT `warehouse`, `status`, `expiry_date`, SUM(`available_qty`) AS available_qty, \
      SUM(`reserved_qty`) AS reserved_qty FROM `tabHD Batch Master` WHERE `item_code` = ? \
      AND `status` <> 'Consumed' GROUP BY `warehouse`, `status`, `expiry_date`";
-
-const MOVEMENT_PARTITIONS: &str = "SELECT CAST(`PARTITION_NAME` AS CHAR), CAST(`PARTITION_DESCRIPTION` AS CHAR) \
-     FROM information_schema.PARTITIONS WHERE `TABLE_SCHEMA` = DATABASE() \
-     AND `TABLE_NAME` = 'tabHD Batch Movement' AND `PARTITION_NAME` IS NOT NULL";
 
 /// Writes one outbox event inside the open transaction `$tx`.
 macro_rules! record_event {
@@ -1170,29 +1166,6 @@ fn optimization_from(row: OptimizationRow) -> Result<Optimization, InventoryErro
     })
 }
 
-/// The first day of the month of `date`.
-fn month_start(date: NaiveDate) -> NaiveDate {
-    date.with_day(1).unwrap_or(date)
-}
-
-/// The monthly partitions to add after the highest existing bound
-/// (`highest`, exclusive upper bound of the last partition) so that every
-/// month up to that of `through` has one: (name, exclusive upper bound).
-fn partitions_to_add(highest: NaiveDate, through: NaiveDate) -> Vec<(String, NaiveDate)> {
-    let mut start = month_start(highest);
-    let mut added = Vec::new();
-    while start <= through {
-        let Some(end) = start.checked_add_months(Months::new(1)) else {
-            break;
-        };
-        if end > highest {
-            added.push((format!("p{:04}{:02}", start.year(), start.month()), end));
-        }
-        start = end;
-    }
-    added
-}
-
 #[async_trait::async_trait]
 impl InventoryStore for SqlInventoryStore {
     #[tracing::instrument(name = "store.receive_batch", skip_all, fields(item = %batch.item_code, batch_no = %batch.batch_no))]
@@ -1957,40 +1930,9 @@ impl InventoryStore for SqlInventoryStore {
         &self,
         through: NaiveDate,
     ) -> Result<Vec<String>, InventoryError> {
-        let ErpPool::MySql(pool) = &self.pool else {
-            return Ok(Vec::new());
-        };
-        let partitions: Vec<(String, String)> =
-            sqlx::query_as(MOVEMENT_PARTITIONS).fetch_all(pool).await?;
-        // Bounds read `'2026-12-01'` (or with a time of day); MAXVALUE has none.
-        let highest = partitions
-            .iter()
-            .filter_map(|(_, bound)| {
-                let date = bound.trim_matches('\'').get(..10)?;
-                NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
-            })
-            .max();
-        let Some(highest) = highest else {
-            tracing::warn!(
-                ?partitions,
-                "no dated partition bound found on the movement table"
-            );
-            return Ok(Vec::new());
-        };
-        let added = partitions_to_add(highest, through);
-        if added.is_empty() {
-            return Ok(Vec::new());
-        }
-        let parts: Vec<String> = added
-            .iter()
-            .map(|(name, end)| format!("PARTITION `{name}` VALUES LESS THAN ('{end}')"))
-            .collect();
-        let sql = format!(
-            "ALTER TABLE `tabHD Batch Movement` REORGANIZE PARTITION `p_future` INTO ({}, \
-             PARTITION `p_future` VALUES LESS THAN (MAXVALUE))",
-            parts.join(", ")
-        );
-        sqlx::query(AssertSqlSafe(sql)).execute(pool).await?;
-        Ok(added.into_iter().map(|(name, _)| name).collect())
+        Ok(
+            harsha_store::partition::ensure_monthly(&self.pool, "tabHD Batch Movement", through)
+                .await?,
+        )
     }
 }
