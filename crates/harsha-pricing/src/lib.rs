@@ -7,4 +7,13 @@
 //! engine), `store` (persistence) and `grpc` (the
 //! `harsha.pricing.v1.PricingService` server).
 
+pub mod cache;
 pub mod domain;
+mod error;
+pub mod grpc;
+pub mod profiles;
+pub mod store;
+
+pub use error::PricingError;
+pub use grpc::{PricingConfig, PricingGrpc};
+pub use store::{PricingStore, SqlPricingStore};

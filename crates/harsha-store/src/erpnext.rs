@@ -1,5 +1,5 @@
 //! Rows of ERPNext's own tables (`tabCustomer`, `tabTerritory`, `tabItem`,
-//! `tabWarehouse`) for the embedded database, where ERPNext is absent: demo
+//! `tabItem Group`, `tabWarehouse`) for the embedded database, where ERPNext is absent: demo
 //! data and tests insert customers, territories, items and warehouses
 //! through these. Against a real ERPNext
 //! database, ERPNext owns these rows and nothing here should be called.
@@ -19,6 +19,10 @@ const INSERT_ITEM: &str = "INSERT INTO `tabItem` (`name`, `creation`, `modified`
 const INSERT_WAREHOUSE: &str = "INSERT INTO `tabWarehouse` (`name`, `creation`, `modified`, `modified_by`, \
      `owner`, `warehouse_name`, `is_group`, `company`, `disabled`) \
      VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, 0, 'Harsha Delights', ?)";
+
+const INSERT_ITEM_GROUP: &str = "INSERT INTO `tabItem Group` (`name`, `creation`, `modified`, `modified_by`, \
+     `owner`, `item_group_name`, `parent_item_group`, `is_group`) \
+     VALUES (?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'Administrator', 'Administrator', ?, ?, ?)";
 
 /// An ERPNext customer's fields, as the stand-in table keeps them.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +110,26 @@ pub async fn insert_warehouse(
             .bind(name)
             .bind(name)
             .bind(i32::from(disabled))
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Inserts an item group into `tabItem Group` under `parent` (empty for the
+/// root).
+pub async fn insert_item_group(
+    pool: &ErpPool,
+    name: &str,
+    parent: &str,
+    is_group: bool,
+) -> Result<(), sqlx::Error> {
+    erp_dispatch!(pool, pool => {
+        sqlx::query(INSERT_ITEM_GROUP)
+            .bind(name)
+            .bind(name)
+            .bind(parent)
+            .bind(i32::from(is_group))
             .execute(pool)
             .await?;
     });

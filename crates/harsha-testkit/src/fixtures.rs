@@ -56,6 +56,16 @@ pub async fn item(db: &Database, item_code: &str) {
     .expect("insert item");
 }
 
+/// Inserts an ERPNext item group under `parent` (empty for a root).
+///
+/// # Panics
+/// When the insert fails.
+pub async fn item_group(db: &Database, name: &str, parent: &str) {
+    erpnext::insert_item_group(&db.erp_pool().expect("an erp database"), name, parent, true)
+        .await
+        .expect("insert item group");
+}
+
 /// Inserts an ERPNext warehouse.
 ///
 /// # Panics

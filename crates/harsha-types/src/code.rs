@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ValueError, check_text};
 
@@ -13,7 +13,8 @@ const MAX_NAME: usize = 140;
 /// A code (segment, price tier, pricing rule, festival, channel): 1 to 140
 /// characters of `A-Z`, `0-9`, `-` and `_`. Lower-case letters are accepted and upper-cased, so `retail`
 /// and `RETAIL` are one code.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Code(String);
 
 impl Code {
@@ -41,6 +42,20 @@ impl Code {
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Code {
+    type Error = ValueError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Code> for String {
+    fn from(code: Code) -> Self {
+        code.0
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ValueError;
 
@@ -32,7 +32,8 @@ pub fn check_text(value: &str, max: usize, what: &str) -> Result<(), ValueError>
 /// The `name` of an ERPNext document (a customer, item, warehouse or
 /// territory): 1 to 140 characters, no control characters, no surrounding
 /// spaces.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct DocName(String);
 
 impl DocName {
@@ -56,6 +57,20 @@ impl DocName {
 impl fmt::Display for DocName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for DocName {
+    type Error = ValueError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<DocName> for String {
+    fn from(name: DocName) -> Self {
+        name.0
     }
 }
 

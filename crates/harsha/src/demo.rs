@@ -1,7 +1,8 @@
 //! `harsha up --demo`: a small, realistic data set for a confectioner —
 //! territories, customers of every kind, segments with service levels and
 //! price tiers, assignment histories, items and warehouses, batches whose
-//! expiry falls in every alert level, and reorder parameters — loaded once
+//! expiry falls in every alert level, reorder parameters, item groups, base
+//! prices per price list, festival windows and pricing rules — loaded once
 //! into an empty embedded database through the same stores the services use.
 
 use anyhow::Context;
@@ -555,4 +556,238 @@ fn inserted(result: Result<(), harsha_store::sqlx::Error>) -> anyhow::Result<boo
         Err(harsha_store::sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
         Err(other) => Err(other.into()),
     }
+}
+
+/// (group, parent, is a group)
+const ITEM_GROUPS: &[(&str, &str, bool)] = &[
+    ("All Item Groups", "", true),
+    ("Sweets", "All Item Groups", true),
+    ("Mithai", "Sweets", false),
+    ("Packaged Sweets", "Sweets", false),
+    ("Chocolate", "All Item Groups", false),
+];
+
+/// (item, price list, rate)
+const PRICES: &[(&str, &str, &str)] = &[
+    ("KAJU-KATLI", "Standard Selling", "1200"),
+    ("KAJU-KATLI", "WHOLESALE", "1020"),
+    ("KAJU-KATLI", "DISTRIBUTOR", "960"),
+    ("KAJU-KATLI", "METRO", "1280"),
+    ("MYSORE-PAK", "Standard Selling", "800"),
+    ("MYSORE-PAK", "WHOLESALE", "690"),
+    ("SOAN-PAPDI", "Standard Selling", "180"),
+    ("SOAN-PAPDI", "WHOLESALE", "150"),
+    ("MOTICHOOR-LADDU", "Standard Selling", "600"),
+    ("MOTICHOOR-LADDU", "WHOLESALE", "520"),
+    ("DARK-CHOC-70", "Standard Selling", "150"),
+    ("DARK-CHOC-70", "METRO", "165"),
+];
+
+/// (festival, first day, last day)
+const FESTIVALS: &[(&str, &str, &str)] = &[
+    ("DIWALI", "2026-11-05", "2026-11-11"),
+    ("CHRISTMAS", "2026-12-20", "2026-12-26"),
+    ("EID-UL-FITR", "2027-03-09", "2027-03-11"),
+    ("HOLI", "2027-03-20", "2027-03-23"),
+    ("RAKSHA-BANDHAN", "2027-08-15", "2027-08-18"),
+    ("DIWALI", "2027-10-26", "2027-11-01"),
+];
+
+/// The demo's pricing rules.
+fn demo_rules() -> anyhow::Result<Vec<harsha_pricing::domain::RuleSpec>> {
+    use harsha_pricing::domain::{
+        Code, Conditions, Discount, DiscountKind, RuleDiscount, RuleSpec, Schedule, Target, Tier,
+        TierBasis, Tiers, TimeWindow,
+    };
+    let dec = |value: &str| -> anyhow::Result<Decimal> { Ok(value.parse()?) };
+    let pct = |value: &str| -> anyhow::Result<Discount> {
+        Ok(Discount::new(DiscountKind::Percentage, dec(value)?)?)
+    };
+    let codes = |values: &[&str]| -> anyhow::Result<Vec<Code>> {
+        values.iter().map(|v| Ok(Code::parse(v)?)).collect()
+    };
+    let group =
+        |name: &str| -> anyhow::Result<Target> { Ok(Target::ItemGroup(DocName::parse(name)?)) };
+    let kolkata = Schedule::always(chrono_tz::Asia::Kolkata);
+    let base = |code: &str,
+                name: &str,
+                priority: i32,
+                discount: RuleDiscount|
+     -> anyhow::Result<RuleSpec> {
+        Ok(RuleSpec {
+            code: Code::parse(code)?,
+            rule_name: name.into(),
+            description: String::new(),
+            priority,
+            active: true,
+            schedule: kolkata.clone(),
+            conditions: Conditions::default(),
+            targets: Vec::new(),
+            discount,
+            max_discount_per_line: None,
+            exclusive: false,
+            currency: "INR".into(),
+        })
+    };
+    let time = |h: u32, m: u32| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
+    Ok(vec![
+        RuleSpec {
+            description: "Fresh mithai sells off in the evening rather than going stale".into(),
+            schedule: Schedule {
+                time_window: Some(TimeWindow::new(time(20, 30), time(23, 0))?),
+                ..kolkata.clone()
+            },
+            targets: vec![group("Mithai")?],
+            ..base(
+                "EVENING-FRESH",
+                "Evening fresh-sweets discount",
+                20,
+                RuleDiscount::Flat(pct("20")?),
+            )?
+        },
+        RuleSpec {
+            description: "Festival of lights: 10 % off everything".into(),
+            schedule: Schedule {
+                festivals: codes(&["DIWALI"])?,
+                ..kolkata.clone()
+            },
+            ..base(
+                "DIWALI-GIFTING",
+                "Diwali gifting",
+                50,
+                RuleDiscount::Flat(pct("10")?),
+            )?
+        },
+        RuleSpec {
+            conditions: Conditions {
+                segments: codes(&["WHOLESALE", "DISTRIBUTOR"])?,
+                ..Conditions::default()
+            },
+            ..base(
+                "TRADE-BULK",
+                "Trade bulk tiers",
+                30,
+                RuleDiscount::Tiered(
+                    Tiers::new(
+                        TierBasis::Quantity,
+                        vec![
+                            Tier {
+                                min: dec("10")?,
+                                max: Some(dec("50")?),
+                                discount: pct("5")?,
+                            },
+                            Tier {
+                                min: dec("50")?,
+                                max: None,
+                                discount: pct("8")?,
+                            },
+                        ],
+                    )
+                    .map_err(|(_, e)| e)?,
+                ),
+            )?
+        },
+        RuleSpec {
+            schedule: Schedule {
+                festivals: codes(&["CHRISTMAS"])?,
+                ..kolkata.clone()
+            },
+            targets: vec![group("Chocolate")?],
+            ..base(
+                "CHRISTMAS-CHOC",
+                "Christmas chocolate",
+                40,
+                RuleDiscount::Flat(pct("15")?),
+            )?
+        },
+        base(
+            "CART-5000",
+            "Big basket bonus",
+            10,
+            RuleDiscount::Tiered(
+                Tiers::new(
+                    TierBasis::CartAmount,
+                    vec![Tier {
+                        min: dec("5000")?,
+                        max: None,
+                        discount: pct("2")?,
+                    }],
+                )
+                .map_err(|(_, e)| e)?,
+            ),
+        )?,
+        RuleSpec {
+            conditions: Conditions {
+                channels: codes(&["MOBILE-APP"])?,
+                ..Conditions::default()
+            },
+            max_discount_per_line: Some(dec("100")?),
+            ..base(
+                "APP-LAUNCH",
+                "Mobile app launch",
+                15,
+                RuleDiscount::Flat(pct("5")?),
+            )?
+        },
+        RuleSpec {
+            conditions: Conditions {
+                segments: codes(&["CORPORATE-GIFTING"])?,
+                ..Conditions::default()
+            },
+            targets: vec![group("Mithai")?],
+            exclusive: true,
+            ..base(
+                "CORPORATE-MITHAI",
+                "Corporate gifting mithai",
+                60,
+                RuleDiscount::Flat(pct("12")?),
+            )?
+        },
+    ])
+}
+
+/// Loads the missing part of the pricing demo: item groups, base prices,
+/// festival windows and rules. Returns whether anything was added.
+pub async fn load_pricing(pool: ErpPool) -> anyhow::Result<bool> {
+    use harsha_pricing::{PricingError, PricingStore, SqlPricingStore};
+    let store = SqlPricingStore::new(pool.clone());
+    let actor = harsha_pricing::domain::Actor::named("demo@harshadelights.in");
+    let mut added = false;
+    for (group, parent, is_group) in ITEM_GROUPS {
+        added |= inserted(erpnext::insert_item_group(&pool, group, parent, *is_group).await)?;
+    }
+    let existing = store.festivals().await?;
+    for (festival, start, end) in FESTIVALS {
+        let code = harsha_pricing::domain::Code::parse(festival)?;
+        let (start, end) = (date(start)?, date(end)?);
+        let known = existing
+            .iter()
+            .any(|f| f.code == code && f.windows.iter().any(|w| w.start == start));
+        if !known {
+            store.add_festival_window(&code, start, end, &actor).await?;
+            added = true;
+        }
+    }
+    for (item, list, rate) in PRICES {
+        let item = DocName::parse(item)?;
+        let known = store
+            .item_prices(&item)
+            .await?
+            .iter()
+            .any(|p| p.price_list == *list);
+        if !known {
+            store
+                .set_item_price(&item, list, rate.parse()?, "INR", None, &actor)
+                .await?;
+            added = true;
+        }
+    }
+    for rule in demo_rules()? {
+        match store.create_rule(rule, &actor).await {
+            Ok(_) => added = true,
+            Err(PricingError::RuleExists(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(added)
 }

@@ -162,6 +162,7 @@ fn service_config(settings: &Settings) -> anyhow::Result<server::ServiceConfig> 
         time_zone: settings.time_zone()?,
         inventory,
         inventory_jobs,
+        pricing: settings.pricing()?,
     })
 }
 
@@ -196,10 +197,13 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
         let erp = database_for(Role::Erp)?.erp_pool()?;
         let loaded = demo::load(erp.clone()).await.context("loading demo data")?;
         let today = chrono::Utc::now().with_timezone(&time_zone).date_naive();
-        let loaded_inventory = demo::load_inventory(erp, today)
+        let loaded_inventory = demo::load_inventory(erp.clone(), today)
             .await
             .context("loading inventory demo data")?;
-        tracing::info!(loaded, loaded_inventory, "demo data");
+        let loaded_pricing = demo::load_pricing(erp)
+            .await
+            .context("loading pricing demo data")?;
+        tracing::info!(loaded, loaded_inventory, loaded_pricing, "demo data");
     }
 
     let shutdown = CancellationToken::new();
@@ -221,7 +225,7 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             kind,
             listener,
             DatabaseSource::Ready(database_for(kind.role())?),
-            config,
+            config.clone(),
             shutdown.clone(),
         ));
     }

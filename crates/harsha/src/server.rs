@@ -14,9 +14,11 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use harsha_customer::{CustomerGrpc, SqlCustomerStore};
 use harsha_inventory::{InventoryConfig, InventoryGrpc, SqlInventoryStore, jobs::JobSchedule};
+use harsha_pricing::{
+    PricingGrpc, SqlPricingStore, cache::RuleCache, profiles::GrpcCustomerProfiles,
+};
 use harsha_proto::harsha::{
     auth::v1::auth_service_server::{AuthService, AuthServiceServer},
-    pricing::v1::pricing_service_server::{PricingService, PricingServiceServer},
     sync::v1::sync_service_server::{SyncService, SyncServiceServer},
 };
 use harsha_store::{Database, PoolSettings, Role};
@@ -122,12 +124,11 @@ pub enum DatabaseSource {
 #[derive(Debug, Clone, Copy)]
 struct ContractOnly;
 
-impl PricingService for ContractOnly {}
 impl AuthService for ContractOnly {}
 impl SyncService for ContractOnly {}
 
 /// What the services are configured with, beyond their database.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// The business time zone.
     pub time_zone: chrono_tz::Tz,
@@ -135,6 +136,8 @@ pub struct ServiceConfig {
     pub inventory: InventoryConfig,
     /// When the Inventory service's background work runs.
     pub inventory_jobs: JobSchedule,
+    /// The Pricing service's runtime settings.
+    pub pricing: crate::settings::PricingRuntime,
 }
 
 /// Where a service's store goes once its database is ready.
@@ -143,6 +146,8 @@ enum StoreHandOff {
     Customer(harsha_customer::grpc::StoreSlot),
     /// The Inventory service's slot; its background jobs start with it.
     Inventory(harsha_inventory::grpc::StoreSlot),
+    /// The Pricing service's slot; its rule cache is loaded into it.
+    Pricing(harsha_pricing::grpc::ReadySlot),
     /// A service with no store yet.
     Nothing,
 }
@@ -199,10 +204,21 @@ pub async fn run(
                 StoreHandOff::Inventory(slot),
             )
         }
-        ServiceKind::Pricing => (
-            router.add_service(PricingServiceServer::new(ContractOnly)),
-            StoreHandOff::Nothing,
-        ),
+        ServiceKind::Pricing => {
+            let slot = harsha_pricing::grpc::ReadySlot::default();
+            let pricing = &config.pricing;
+            let profiles = GrpcCustomerProfiles::new(
+                &pricing.customer_endpoint,
+                pricing.profile_ttl,
+                pricing.profile_capacity,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let service = PricingGrpc::new(Arc::clone(&slot), Arc::new(profiles), pricing.config);
+            (
+                router.add_service(service.into_server()),
+                StoreHandOff::Pricing(slot),
+            )
+        }
         ServiceKind::Auth => (
             router.add_service(AuthServiceServer::new(ContractOnly)),
             StoreHandOff::Nothing,
@@ -217,7 +233,7 @@ pub async fn run(
         kind,
         database,
         hand_off,
-        config,
+        config.clone(),
         reporter,
         shutdown.clone(),
     ));
@@ -292,6 +308,35 @@ async fn become_ready(
                 shutdown.clone().cancelled_owned(),
             ));
         }
+        StoreHandOff::Pricing(slot) => {
+            let Some(pool) = erp_pool() else { return };
+            let store: Arc<dyn harsha_pricing::PricingStore> = Arc::new(SqlPricingStore::new(pool));
+            // The rule cache must load before the service is ready.
+            let mut backoff = Duration::from_millis(250);
+            let cache = loop {
+                match RuleCache::load(Arc::clone(&store), config.pricing.cache_full_reload).await {
+                    Ok(cache) => break cache,
+                    Err(error) => {
+                        tracing::warn!(service = kind.name(), error = %harsha_store::status::error_chain(&error), "rule cache not loaded");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+                    }
+                }
+            };
+            tokio::spawn(Arc::clone(&cache).run(
+                config.pricing.cache_poll,
+                shutdown.clone().cancelled_owned(),
+            ));
+            tokio::spawn(pricing_partitions(
+                Arc::clone(&store),
+                config.time_zone,
+                shutdown.clone(),
+            ));
+            let _ = slot.set(harsha_pricing::grpc::Ready { store, cache });
+        }
         StoreHandOff::Nothing => {}
     }
     tracing::info!(service = kind.name(), engine = %database.engine(), "ready");
@@ -315,6 +360,34 @@ async fn become_ready(
                 return;
             }
             () = tokio::time::sleep(HEALTH_PING_INTERVAL) => {}
+        }
+    }
+}
+
+/// Keeps monthly partitions of the rule-application table three months
+/// ahead (MariaDB), at start and daily.
+async fn pricing_partitions(
+    store: Arc<dyn harsha_pricing::PricingStore>,
+    time_zone: chrono_tz::Tz,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let today = chrono::Utc::now().with_timezone(&time_zone).date_naive();
+        let horizon = today
+            .checked_add_months(chrono::Months::new(3))
+            .unwrap_or(today);
+        match store.ensure_application_partitions(horizon).await {
+            Ok(added) if !added.is_empty() => {
+                tracing::info!(?added, "added rule-application partitions")
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %harsha_store::status::error_chain(&error), "partition maintenance failed")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
         }
     }
 }

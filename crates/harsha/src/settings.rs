@@ -32,6 +32,45 @@ pub struct Settings {
     pub services: Services,
     /// Inventory service behaviour.
     pub inventory: InventorySettings,
+    /// Pricing service behaviour.
+    pub pricing: PricingSettings,
+}
+
+/// The Pricing service's settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PricingSettings {
+    /// `compound` or `additive`.
+    pub stacking: String,
+    /// Seconds a quote may be applied.
+    pub quote_validity_seconds: u64,
+    /// The Customer service's gRPC endpoint; empty for the configured
+    /// customer listen address.
+    pub customer_endpoint: String,
+    /// Seconds a customer profile is kept.
+    pub profile_cache_seconds: u64,
+    /// Most customer profiles kept.
+    pub profile_cache_entries: usize,
+    /// Milliseconds between rule cache version polls.
+    pub rule_cache_poll_ms: u64,
+    /// Seconds between full rule cache reloads.
+    pub rule_cache_full_reload_seconds: u64,
+}
+
+/// What the Pricing service runs with, checked.
+#[derive(Debug, Clone)]
+pub struct PricingRuntime {
+    /// The service's configuration.
+    pub config: harsha_pricing::PricingConfig,
+    /// Where customer profiles come from.
+    pub customer_endpoint: String,
+    /// How long a profile is kept.
+    pub profile_ttl: std::time::Duration,
+    /// Most profiles kept.
+    pub profile_capacity: usize,
+    /// Rule cache poll interval.
+    pub cache_poll: std::time::Duration,
+    /// Rule cache full reload interval.
+    pub cache_full_reload: std::time::Duration,
 }
 
 /// The Inventory service's settings.
@@ -172,6 +211,38 @@ impl Settings {
         Ok((config, schedule))
     }
 
+    /// The Pricing service's runtime settings, checked.
+    pub fn pricing(&self) -> anyhow::Result<PricingRuntime> {
+        let pricing = &self.pricing;
+        let stacking = pricing
+            .stacking
+            .parse()
+            .map_err(|e| anyhow::anyhow!("pricing.stacking: {e}"))?;
+        anyhow::ensure!(
+            pricing.quote_validity_seconds > 0 && pricing.rule_cache_poll_ms > 0,
+            "pricing.quote_validity_seconds and pricing.rule_cache_poll_ms must be positive"
+        );
+        let customer_endpoint = if pricing.customer_endpoint.is_empty() {
+            format!("http://{}", self.services.customer)
+        } else {
+            pricing.customer_endpoint.clone()
+        };
+        Ok(PricingRuntime {
+            config: harsha_pricing::PricingConfig {
+                time_zone: self.time_zone()?,
+                stacking,
+                quote_validity: std::time::Duration::from_secs(pricing.quote_validity_seconds),
+            },
+            customer_endpoint,
+            profile_ttl: std::time::Duration::from_secs(pricing.profile_cache_seconds),
+            profile_capacity: pricing.profile_cache_entries.max(1),
+            cache_poll: std::time::Duration::from_millis(pricing.rule_cache_poll_ms),
+            cache_full_reload: std::time::Duration::from_secs(
+                pricing.rule_cache_full_reload_seconds.max(1),
+            ),
+        })
+    }
+
     /// The SQLite URL of a role's file under `data_dir`.
     pub fn embedded_url(&self, role: Role) -> String {
         format!(
@@ -196,6 +267,9 @@ mod tests {
         assert_eq!(inventory.expiry.critical_days(), 7);
         assert_eq!(inventory.expiry.warning_days(), 30);
         assert_eq!(schedule.daily_scan_at.to_string(), "00:05:00");
+        let pricing = settings.pricing().unwrap();
+        assert_eq!(pricing.customer_endpoint, "http://127.0.0.1:50051");
+        assert_eq!(pricing.cache_poll.as_millis(), 250);
     }
 
     #[test]

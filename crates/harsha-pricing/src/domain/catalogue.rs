@@ -1,6 +1,6 @@
-//! Items, the item-group tree they sit in (ERPNext's `tabItem Group`), and
-//! their base prices per price list: what the engine needs to know about
-//! the goods.
+//! Items, the item-group tree they sit in (ERPNext's `tabItem Group`),
+//! their base prices per price list, and the territory tree: what the
+//! engine needs to know about the goods and the places.
 
 use std::collections::HashMap;
 
@@ -28,7 +28,9 @@ pub struct BasePrice {
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
     item_groups: HashMap<String, String>,
+    groups: std::collections::HashSet<String>,
     group_parents: HashMap<String, String>,
+    territory_parents: HashMap<String, String>,
     prices: HashMap<(String, String), BasePrice>,
 }
 
@@ -40,6 +42,7 @@ impl Catalogue {
 
     /// Adds a group under `parent` (empty for a root).
     pub fn add_group(&mut self, group: &str, parent: &str) {
+        self.groups.insert(group.to_owned());
         if !parent.is_empty() && parent != group {
             self.group_parents
                 .insert(group.to_owned(), parent.to_owned());
@@ -70,6 +73,54 @@ impl Catalogue {
             next = self.group_parents.get(group).map(String::as_str);
         }
         groups
+    }
+
+    /// A group and every group above it, nearest first.
+    pub fn group_lineage<'a>(&'a self, group: &'a str) -> Vec<&'a str> {
+        let mut lineage: Vec<&str> = Vec::new();
+        let mut next = Some(group);
+        while let Some(current) = next {
+            if lineage.contains(&current) || lineage.len() > 64 {
+                break;
+            }
+            lineage.push(current);
+            next = self.group_parents.get(current).map(String::as_str);
+        }
+        lineage
+    }
+
+    /// Whether the item group exists.
+    pub fn knows_group(&self, group: &str) -> bool {
+        self.groups.contains(group) || self.group_parents.contains_key(group)
+    }
+
+    /// Adds a territory under `parent` (empty for a root).
+    pub fn add_territory(&mut self, territory: &str, parent: &str) {
+        if !parent.is_empty() && parent != territory {
+            self.territory_parents
+                .insert(territory.to_owned(), parent.to_owned());
+        }
+    }
+
+    /// The territories and every territory above them, without repeats: a
+    /// rule for a region covers the cities in it.
+    pub fn territories_covering(&self, territories: &[String]) -> Vec<String> {
+        let mut covering: Vec<String> = Vec::new();
+        for territory in territories {
+            let mut next = Some(territory.as_str());
+            let mut steps = 0;
+            while let Some(current) = next {
+                if steps > 64 {
+                    break;
+                }
+                if !covering.iter().any(|t| t == current) {
+                    covering.push(current.to_owned());
+                }
+                next = self.territory_parents.get(current).map(String::as_str);
+                steps += 1;
+            }
+        }
+        covering
     }
 
     /// The base price of an item for a customer in `price_tier`: the tier's

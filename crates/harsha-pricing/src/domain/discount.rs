@@ -6,10 +6,10 @@ use std::str::FromStr;
 
 use harsha_types::ValueError;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of discount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DiscountKind {
     /// A percentage of the price, 0 to 100.
     Percentage,
@@ -44,7 +44,7 @@ impl FromStr for DiscountKind {
 }
 
 /// A validated discount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discount {
     kind: DiscountKind,
     value: Decimal,
@@ -84,6 +84,18 @@ impl Discount {
         self.value
     }
 
+    /// A line's amount after this discount, from `amount` for `qty` units:
+    /// a percentage of the amount, an amount off each unit, or the fixed
+    /// unit price for each unit (never raising the amount, never below 0).
+    pub fn apply_to_line(self, amount: Decimal, qty: Decimal) -> Decimal {
+        let after = match self.kind {
+            DiscountKind::Percentage => amount - amount * self.value / Decimal::ONE_HUNDRED,
+            DiscountKind::AmountOff => amount - self.value * qty,
+            DiscountKind::FixedPrice => (self.value * qty).min(amount),
+        };
+        after.max(Decimal::ZERO)
+    }
+
     /// The unit price after this discount, from `price` (never below 0).
     pub fn apply_to(self, price: Decimal) -> Decimal {
         let after = match self.kind {
@@ -96,7 +108,7 @@ impl Discount {
 }
 
 /// What tiers are measured on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TierBasis {
     /// The line's quantity.
     Quantity,
@@ -218,7 +230,7 @@ pub enum RuleDiscount {
 }
 
 /// How stackable rules combine on one line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Stacking {
     /// Each rule applies to the price the previous left: 10 % then 5 % is
     /// 14.5 % off.

@@ -16,16 +16,18 @@
 //! rule's cap limits what it takes off the whole line. A price never goes
 //! below zero.
 //!
-//! **Rounding.** Unit prices are kept exact; each line's gross and net
+//! **Rounding.** Discounts are worked on the whole line (base price ×
+//! quantity), so every amount stays exact; each line's gross and net
 //! amounts are rounded once, half-up to 2 decimal places (paise), by
-//! [`round_money`], and the cart's totals are sums of rounded lines.
+//! [`round_money`], and the cart's totals are sums of rounded lines. Unit
+//! figures are the line's divided by the quantity, shown to 6 places.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use harsha_types::{Code, Quantity};
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     CalendarMiss, Catalogue, Discount, FestivalCalendar, RuleDiscount, RuleSpec, Specificity,
@@ -39,6 +41,20 @@ pub const MONEY_SCALE: u32 = 2;
 /// the one place amounts are rounded.
 pub fn round_money(amount: Decimal) -> Decimal {
     amount.round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Decimal places of the unit figures shown for reading (the line amounts
+/// they come from are exact).
+pub const UNIT_SCALE: u32 = 6;
+
+/// A line amount per unit, to [`UNIT_SCALE`] places.
+fn per_unit(line: Decimal, qty: Decimal) -> Decimal {
+    if qty.is_zero() {
+        return Decimal::ZERO;
+    }
+    (line / qty)
+        .round_dp_with_strategy(UNIT_SCALE, RoundingStrategy::MidpointAwayFromZero)
+        .normalize()
 }
 
 /// Who is buying, as the Customer service resolves them.
@@ -79,7 +95,7 @@ pub struct CartRequest {
 }
 
 /// Why a rule did not apply to a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SkipReason {
     /// The rule's amounts are in another currency than the item's price.
     CurrencyMismatch,
@@ -123,7 +139,7 @@ impl SkipReason {
 }
 
 /// A rule that did not apply to a line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedRule {
     /// The rule.
     pub rule: Code,
@@ -134,7 +150,7 @@ pub struct SkippedRule {
 }
 
 /// A rule's effect on a line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedRule {
     /// The rule.
     pub rule: Code,
@@ -148,11 +164,11 @@ pub struct AppliedRule {
     pub discount: Discount,
     /// The tier's lower bound, for a tiered rule.
     pub tier_min: Option<Decimal>,
-    /// What it took off each unit (exact).
+    /// What it took off each unit (to 6 places).
     pub unit_discount: Decimal,
     /// What it took off the line (exact).
     pub line_discount: Decimal,
-    /// The unit price after it (exact).
+    /// The unit price after it (to 6 places).
     pub unit_price_after: Decimal,
     /// Whether its cap limited it.
     pub capped: bool,
@@ -160,7 +176,7 @@ pub struct AppliedRule {
 
 /// Rules that matched a line with equal priority and specificity, in the
 /// order applied (by code).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tie {
     /// The tied rules.
     pub rules: Vec<Code>,
@@ -169,7 +185,7 @@ pub struct Tie {
 }
 
 /// A priced line with its explanation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricedLine {
     /// The item.
     pub item_code: String,
@@ -187,7 +203,7 @@ pub struct PricedLine {
     pub skipped: Vec<SkippedRule>,
     /// Ties among the matching rules.
     pub ties: Vec<Tie>,
-    /// The final unit price (exact).
+    /// The final unit price (net before rounding ÷ quantity, to 6 places).
     pub unit_price: Decimal,
     /// Base price × quantity, rounded.
     pub gross_amount: Decimal,
@@ -198,7 +214,7 @@ pub struct PricedLine {
 }
 
 /// A priced cart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricedCart {
     /// The lines, in request order.
     pub lines: Vec<PricedLine>,
@@ -218,7 +234,7 @@ pub struct PricedCart {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuoteError {
     /// The item does not exist.
-    #[error("lines[{line}].item_code: item {item:?} not found")]
+    #[error("item {item:?} not found")]
     UnknownItem {
         /// The line.
         line: usize,
@@ -226,7 +242,7 @@ pub enum QuoteError {
         item: String,
     },
     /// No price list has a price for the item.
-    #[error("lines[{line}].item_code: item {item:?} has no selling price")]
+    #[error("item {item:?} (line {line}) has no selling price")]
     NoPrice {
         /// The line.
         line: usize,
@@ -234,7 +250,7 @@ pub enum QuoteError {
         item: String,
     },
     /// The unit asked for is not the one the item is priced in.
-    #[error("lines[{line}].uom: {item:?} is priced per {priced}, not per {asked}")]
+    #[error("{item:?} is priced per {priced}, not per {asked}")]
     UomMismatch {
         /// The line.
         line: usize,
@@ -246,7 +262,7 @@ pub enum QuoteError {
         asked: String,
     },
     /// The lines' prices are in different currencies.
-    #[error("lines[{line}].item_code: priced in {found}, the cart is in {cart}")]
+    #[error("priced in {found}; the cart is in {cart}")]
     MixedCurrency {
         /// The line.
         line: usize,
@@ -255,6 +271,18 @@ pub enum QuoteError {
         /// The cart's currency.
         cart: String,
     },
+}
+
+impl QuoteError {
+    /// The request field at fault.
+    pub fn field(&self) -> String {
+        match self {
+            Self::UnknownItem { line, .. }
+            | Self::NoPrice { line, .. }
+            | Self::MixedCurrency { line, .. } => format!("lines[{line}].item_code"),
+            Self::UomMismatch { line, .. } => format!("lines[{line}].uom"),
+        }
+    }
 }
 
 /// The active rules, indexed by what they apply to, with the festival
@@ -309,6 +337,16 @@ impl RuleBook {
     /// Whether there are no active rules.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The active rules.
+    pub fn rules(&self) -> &[RuleSpec] {
+        &self.rules
+    }
+
+    /// The festival calendar.
+    pub fn festivals(&self) -> &FestivalCalendar {
+        &self.festivals
     }
 
     /// The catalogue the book prices from.
@@ -452,25 +490,28 @@ impl RuleBook {
             }
             matching = kept;
         }
-        let mut unit_price = price.rate;
+        // Amounts are worked on the whole line, so every figure stays exact
+        // (no division); unit figures are the line's divided by the quantity,
+        // to UNIT_SCALE places, for reading.
+        let mut line_price = line_amount;
         let mut applied = Vec::with_capacity(matching.len());
         for (rule, specificity, discount, tier_min) in matching {
             let target = match stacking {
-                Stacking::Compound => discount.apply_to(unit_price),
+                Stacking::Compound => discount.apply_to_line(line_price, qty),
                 Stacking::Additive => {
-                    let off = price.rate - discount.apply_to(price.rate);
-                    (unit_price - off).max(Decimal::ZERO)
+                    let off = line_amount - discount.apply_to_line(line_amount, qty);
+                    (line_price - off).max(Decimal::ZERO)
                 }
             };
-            let mut unit_discount = unit_price - target;
+            let mut line_discount = line_price - target;
             let mut capped = false;
             if let Some(cap) = rule.max_discount_per_line
-                && unit_discount * qty > cap
+                && line_discount > cap
             {
-                unit_discount = cap / qty;
+                line_discount = cap;
                 capped = true;
             }
-            unit_price -= unit_discount;
+            line_price -= line_discount;
             applied.push(AppliedRule {
                 rule: rule.code.clone(),
                 rule_name: rule.rule_name.clone(),
@@ -478,14 +519,14 @@ impl RuleBook {
                 specificity,
                 discount,
                 tier_min,
-                unit_discount: unit_discount.normalize(),
-                line_discount: (unit_discount * qty).normalize(),
-                unit_price_after: unit_price.normalize(),
+                unit_discount: per_unit(line_discount, qty),
+                line_discount: line_discount.normalize(),
+                unit_price_after: per_unit(line_price, qty),
                 capped,
             });
         }
         let gross_amount = round_money(line_amount);
-        let net_amount = round_money(unit_price * qty);
+        let net_amount = round_money(line_price);
         PricedLine {
             item_code: request.item_code.clone(),
             qty,
@@ -495,7 +536,7 @@ impl RuleBook {
             applied,
             skipped,
             ties,
-            unit_price: unit_price.normalize(),
+            unit_price: per_unit(line_price, qty),
             gross_amount,
             net_amount,
             discount_amount: gross_amount - net_amount,

@@ -8,6 +8,7 @@ mod calendar;
 mod catalogue;
 mod discount;
 mod engine;
+mod overlap;
 mod rule;
 
 pub use calendar::{CalendarMiss, DaySet, FestivalCalendar, Schedule, TimeWindow};
@@ -15,7 +16,8 @@ pub use catalogue::{BasePrice, Catalogue, STANDARD_PRICE_LIST};
 pub use discount::{Discount, DiscountKind, RuleDiscount, Stacking, Tier, TierBasis, Tiers};
 pub use engine::{
     AppliedRule, CartRequest, CustomerFacts, LineRequest, MONEY_SCALE, PricedCart, PricedLine,
-    QuoteError, RuleBook, SkipReason, SkippedRule, Tie, round_money,
+    QuoteError, RuleBook, SkipReason, SkippedRule, Tie, UNIT_SCALE, round_money,
 };
 pub use harsha_types::{Actor, Code, DocName, Quantity, ValueError};
+pub use overlap::{Overlap, overlaps};
 pub use rule::{Conditions, MAX_PRIORITY, Rule, RuleSpec, Specificity, Target};

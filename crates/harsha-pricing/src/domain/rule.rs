@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use harsha_types::{Code, DocName, ValueError};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Discount, RuleDiscount, Schedule};
 
@@ -20,7 +20,7 @@ pub enum Target {
 /// How specific a rule is for an item, for ordering: an item rule beats a
 /// group rule, a deeper group beats a shallower one, and both beat a rule
 /// for all items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Specificity {
     /// A rule for every item.
     AllItems,
