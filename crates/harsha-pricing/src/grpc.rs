@@ -33,8 +33,8 @@ use crate::{
     domain::{
         Actor, AppliedRule, CartRequest, Code, Conditions, DaySet, Discount, DiscountKind, DocName,
         LineRequest, Overlap, PricedCart, Quantity, QuoteError, Rule, RuleDiscount, RuleSpec,
-        Schedule, SkipReason, Specificity, Stacking, Target, Tier, TierBasis, Tiers, TimeWindow,
-        overlaps,
+        Schedule, SkipReason, SkippedRule, Specificity, Stacking, Target, Tier, TierBasis, Tiers,
+        TimeWindow, overlaps,
     },
     profiles::CustomerProfiles,
     store::{Effectiveness, Festival, ItemPrice, QuoteStatus, RuleApplication, StoredQuote},
@@ -556,6 +556,14 @@ fn skip_reason_to(reason: SkipReason) -> pb::SkipReason {
     }
 }
 
+fn skipped_to_proto(skipped: SkippedRule) -> pb::SkippedRule {
+    pb::SkippedRule {
+        rule_code: skipped.rule.to_string(),
+        reason: skip_reason_to(skipped.reason).into(),
+        lost_to: skipped.lost_to.map(|c| c.to_string()).unwrap_or_default(),
+    }
+}
+
 fn applied_to_proto(applied: AppliedRule) -> pb::AppliedRule {
     pb::AppliedRule {
         rule_code: applied.rule.to_string(),
@@ -585,15 +593,7 @@ fn cart_lines_to_proto(cart: PricedCart) -> Vec<pb::QuoteLine> {
             net_amount: Some(decimal_to_proto(line.net_amount)),
             discount_amount: Some(decimal_to_proto(line.discount_amount)),
             applied_rules: line.applied.into_iter().map(applied_to_proto).collect(),
-            skipped_rules: line
-                .skipped
-                .into_iter()
-                .map(|s| pb::SkippedRule {
-                    rule_code: s.rule.to_string(),
-                    reason: skip_reason_to(s.reason).into(),
-                    lost_to: s.lost_to.map(|c| c.to_string()).unwrap_or_default(),
-                })
-                .collect(),
+            skipped_rules: line.skipped.into_iter().map(skipped_to_proto).collect(),
             ties: line
                 .ties
                 .into_iter()
@@ -973,7 +973,7 @@ impl PricingService for PricingGrpc {
             .quote(&cart, self.config.stacking)
             .map_err(PricingError::from)?;
         let created = now.naive_utc();
-        let quote = StoredQuote {
+        let mut quote = StoredQuote {
             id: Uuid::now_v7().to_string(),
             customer: customer.to_string(),
             channel: channel.map(|c| c.to_string()),
@@ -986,9 +986,22 @@ impl PricingService for PricingGrpc {
             order_reference: None,
             created,
         };
+        // The kept quote holds what applied; why other rules did not is
+        // answered here only (it is half the explanation and not needed to
+        // apply the quote).
+        let skipped: Vec<_> = quote
+            .cart
+            .lines
+            .iter_mut()
+            .map(|line| std::mem::take(&mut line.skipped))
+            .collect();
         ready.store.save_quote(&quote, &actor).await?;
+        let mut response = quote_to_proto(quote);
+        for (line, skipped) in response.lines.iter_mut().zip(skipped) {
+            line.skipped_rules = skipped.into_iter().map(skipped_to_proto).collect();
+        }
         Ok(Response::new(pb::QuotePriceResponse {
-            quote: Some(quote_to_proto(quote)),
+            quote: Some(response),
         }))
     }
 

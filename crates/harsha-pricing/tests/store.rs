@@ -422,7 +422,11 @@ async fn a_quote_is_applied_once_at_its_quoted_prices(engine: Engine) {
         .unwrap();
     let quote = f.quote(&[("KAJU-KATLI", "2"), ("RASGULLA", "1")]).await;
     assert_eq!(f.store.quote(&quote.id).await.unwrap(), quote);
-    assert_eq!(quote.cart.total, dec("2265.75"), "(2400 + 250) × 0.9 × 0.95");
+    assert_eq!(
+        quote.cart.total,
+        dec("2265.75"),
+        "(2400 + 250) × 0.9 × 0.95"
+    );
 
     // Rules change after the quote: applying still charges the quoted prices.
     f.store

@@ -7,7 +7,10 @@
 //! locks the quote row, so a quote is applied once however often it is
 //! sent.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+};
 
 use chrono::{NaiveDate, NaiveDateTime, SubsecRound, Utc};
 use harsha_store::{
@@ -16,6 +19,7 @@ use harsha_store::{
 };
 use rust_decimal::Decimal;
 use sqlx::AssertSqlSafe;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
@@ -369,16 +373,96 @@ fn encode_payload(quote: &StoredQuote) -> String {
     serde_json::to_string(quote).unwrap_or_default()
 }
 
+/// The most quotes written in one transaction.
+const QUOTE_BATCH: usize = 128;
+
+/// A quote waiting to be written, and who waits for it.
+struct PendingQuote {
+    id: String,
+    created: NaiveDateTime,
+    actor: String,
+    customer: String,
+    channel: Option<String>,
+    price_time: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    currency: String,
+    total: Decimal,
+    payload: String,
+    written: oneshot::Sender<Result<(), String>>,
+}
+
+/// Writes quotes in batches: each transaction takes every quote waiting
+/// (up to [`QUOTE_BATCH`]) and commits them together, and each caller is
+/// answered only once its quote is committed. Under load, many quotes share
+/// one commit; alone, a quote is written at once.
+async fn write_quotes(pool: ErpPool, mut queue: mpsc::Receiver<PendingQuote>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < QUOTE_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let written = insert_quotes(&pool, &batch)
+            .await
+            .map_err(|e| harsha_store::status::error_chain(&e));
+        if let Err(error) = &written {
+            tracing::error!(quotes = batch.len(), %error, "quotes could not be kept");
+        }
+        for pending in batch {
+            let _ = pending.written.send(written.clone());
+        }
+    }
+}
+
+async fn insert_quotes(pool: &ErpPool, batch: &[PendingQuote]) -> Result<(), sqlx::Error> {
+    erp_dispatch!(pool, pool => {
+        let mut tx = pool.begin_write().await?;
+        for quote in batch {
+            sqlx::query(INSERT_QUOTE)
+                .bind(&quote.id)
+                .bind(quote.created)
+                .bind(quote.created)
+                .bind(&quote.actor)
+                .bind(&quote.customer)
+                .bind(&quote.channel)
+                .bind(quote.price_time)
+                .bind(quote.expires_at)
+                .bind(&quote.currency)
+                .bind(DbDecimal(quote.total))
+                .bind(QuoteStatus::Quoted.as_str())
+                .bind(&quote.payload)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    })
+}
+
 /// The Pricing store on an `erp` database.
 #[derive(Debug, Clone)]
 pub struct SqlPricingStore {
     pool: ErpPool,
+    quote_writer: Arc<OnceLock<mpsc::Sender<PendingQuote>>>,
 }
 
 impl SqlPricingStore {
     /// A store on `pool`, whose database must be migrated.
     pub fn new(pool: ErpPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            quote_writer: Arc::default(),
+        }
+    }
+
+    /// The queue of the quote writer, started on first use.
+    fn quote_writer(&self) -> &mpsc::Sender<PendingQuote> {
+        self.quote_writer.get_or_init(|| {
+            let (sender, queue) = mpsc::channel(4 * QUOTE_BATCH);
+            tokio::spawn(write_quotes(self.pool.clone(), queue));
+            sender
+        })
     }
 
     async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, PricingError>
@@ -741,25 +825,30 @@ impl PricingStore for SqlPricingStore {
 
     #[tracing::instrument(name = "store.save_quote", skip_all, fields(quote = %quote.id))]
     async fn save_quote(&self, quote: &StoredQuote, actor: &Actor) -> Result<(), PricingError> {
-        let payload = encode_payload(quote);
-        erp_dispatch!(&self.pool, pool => {
-            sqlx::query(INSERT_QUOTE)
-                .bind(&quote.id)
-                .bind(quote.created)
-                .bind(quote.created)
-                .bind(actor.as_str())
-                .bind(&quote.customer)
-                .bind(&quote.channel)
-                .bind(quote.price_time)
-                .bind(quote.expires_at)
-                .bind(&quote.cart.currency)
-                .bind(DbDecimal(quote.cart.total))
-                .bind(quote.status.as_str())
-                .bind(&payload)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        let (written, answer) = oneshot::channel();
+        let pending = PendingQuote {
+            id: quote.id.clone(),
+            created: quote.created,
+            actor: actor.as_str().to_owned(),
+            customer: quote.customer.clone(),
+            channel: quote.channel.clone(),
+            price_time: quote.price_time,
+            expires_at: quote.expires_at,
+            currency: quote.cart.currency.clone(),
+            total: quote.cart.total,
+            payload: encode_payload(quote),
+            written,
+        };
+        let lost = || PricingError::Unavailable("the quote could not be kept; quote again".into());
+        self.quote_writer()
+            .send(pending)
+            .await
+            .map_err(|_| lost())?;
+        answer.await.map_err(|_| lost())?.map_err(|error| {
+            PricingError::Unavailable(format!(
+                "the quote could not be kept ({error}); quote again"
+            ))
+        })
     }
 
     #[tracing::instrument(name = "store.quote", skip_all, fields(quote = id))]
