@@ -161,3 +161,12 @@ def inventory_stub(mesh):
     channel = mesh.channel("inventory")
     yield inventory_pb2_grpc.InventoryServiceStub(channel)
     channel.close()
+
+
+@pytest.fixture(scope="session")
+def pricing_stub(mesh):
+    from harsha.pricing.v1 import pricing_pb2_grpc
+
+    channel = mesh.channel("pricing")
+    yield pricing_pb2_grpc.PricingServiceStub(channel)
+    channel.close()

@@ -67,10 +67,6 @@ impl From<sqlx::Error> for CustomerError {
 
 impl From<PageError> for CustomerError {
     fn from(error: PageError) -> Self {
-        let field = match error {
-            PageError::BadToken => "page_token",
-            PageError::BadSize(_) => "page_size",
-        };
-        Self::invalid(field, error)
+        Self::invalid(error.field(), error)
     }
 }

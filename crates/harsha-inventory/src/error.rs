@@ -115,10 +115,6 @@ impl From<sqlx::Error> for InventoryError {
 
 impl From<PageError> for InventoryError {
     fn from(error: PageError) -> Self {
-        let field = match error {
-            PageError::BadToken => "page_token",
-            PageError::BadSize(_) => "page_size",
-        };
-        Self::invalid(field, error)
+        Self::invalid(error.field(), error)
     }
 }

@@ -71,10 +71,6 @@ impl From<sqlx::Error> for PricingError {
 
 impl From<PageError> for PricingError {
     fn from(error: PageError) -> Self {
-        let field = match error {
-            PageError::BadToken => "page_token",
-            PageError::BadSize(_) => "page_size",
-        };
-        Self::invalid(field, error)
+        Self::invalid(error.field(), error)
     }
 }

@@ -117,6 +117,17 @@ impl PricingGrpc {
     }
 }
 
+/// Names a store's field error inside the request's `rule` message.
+fn within_rule(error: PricingError) -> PricingError {
+    match error {
+        PricingError::InvalidArgument { field, reason } => PricingError::InvalidArgument {
+            field: format!("rule.{field}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
 fn actor<T>(request: &Request<T>) -> Actor {
     actor_name(request).map_or_else(Actor::system, Actor::named)
 }
@@ -700,7 +711,12 @@ impl PricingService for PricingGrpc {
     ) -> RpcResult<pb::CreateRuleResponse> {
         let actor = actor(&request);
         let spec = rule_from(request.into_inner().rule, self.config.time_zone)?;
-        let rule = self.ready()?.store.create_rule(spec, &actor).await?;
+        let rule = self
+            .ready()?
+            .store
+            .create_rule(spec, &actor)
+            .await
+            .map_err(within_rule)?;
         let overlaps = self.overlaps_after_change(&rule).await?;
         Ok(Response::new(pb::CreateRuleResponse {
             rule: Some(rule_to_proto(rule)),
@@ -727,7 +743,12 @@ impl PricingService for PricingGrpc {
     ) -> RpcResult<pb::UpdateRuleResponse> {
         let actor = actor(&request);
         let spec = rule_from(request.into_inner().rule, self.config.time_zone)?;
-        let rule = self.ready()?.store.update_rule(spec, &actor).await?;
+        let rule = self
+            .ready()?
+            .store
+            .update_rule(spec, &actor)
+            .await
+            .map_err(within_rule)?;
         let overlaps = self.overlaps_after_change(&rule).await?;
         Ok(Response::new(pb::UpdateRuleResponse {
             rule: Some(rule_to_proto(rule)),

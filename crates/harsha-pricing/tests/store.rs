@@ -149,11 +149,7 @@ impl Fixture {
     }
 
     async fn count(&self, table: &str) -> i64 {
-        let pool = self.database.db.erp_pool().unwrap();
-        let sql = format!("SELECT COUNT(*) FROM `{table}`");
-        harsha_store::erp_dispatch!(&pool, pool => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.unwrap()
-        })
+        fixtures::row_count(&self.database.db, table).await
     }
 }
 

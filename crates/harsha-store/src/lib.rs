@@ -15,6 +15,7 @@ mod error;
 pub mod outbox;
 pub mod page;
 pub mod partition;
+pub mod retry;
 mod role;
 pub mod status;
 

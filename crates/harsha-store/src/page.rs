@@ -21,6 +21,16 @@ pub enum PageError {
     BadSize(i32),
 }
 
+impl PageError {
+    /// The request field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::BadToken => "page_token",
+            Self::BadSize(_) => "page_size",
+        }
+    }
+}
+
 /// Checks a requested page size; 0 means [`DEFAULT_PAGE_SIZE`].
 pub fn page_size(requested: i32) -> Result<u32, PageError> {
     match u32::try_from(requested) {

@@ -92,3 +92,18 @@ pub async fn outbox_events(db: &Database, entity_name: &str) -> Vec<String> {
         .expect("read outbox")
     })
 }
+
+/// The number of rows in `table` of the erp database.
+///
+/// # Panics
+/// When the query fails.
+pub async fn row_count(db: &Database, table: &str) -> i64 {
+    let pool = db.erp_pool().expect("an erp database");
+    let sql = format!("SELECT COUNT(*) FROM `{}`", table.replace('`', ""));
+    erp_dispatch!(&pool, pool => {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_one(pool)
+            .await
+            .expect("count rows")
+    })
+}

@@ -49,8 +49,6 @@ const SOURCE_SERVICE: &str = "inventory";
 const CANDIDATE_CHUNK: i64 = 10;
 /// Batches read per round trip by scans.
 const SCAN_CHUNK: i64 = 500;
-/// How often a write that hit lock contention is tried in all.
-const ATTEMPTS: u32 = 4;
 
 macro_rules! batch_columns {
     () => {
@@ -632,25 +630,14 @@ impl SqlInventoryStore {
         Self { pool }
     }
 
-    /// Runs `attempt` again (with a short pause) while it fails on lock
-    /// contention or a lost race, up to [`ATTEMPTS`] times in all.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, InventoryError>
+    /// Runs `attempt` again while it loses races (see
+    /// [`harsha_store::retry`]).
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, InventoryError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, InventoryError>>,
     {
-        let mut tries = 1;
-        loop {
-            match attempt().await {
-                Err(error) if error.is_retryable() && tries < ATTEMPTS => {
-                    tracing::debug!(tries, "lock contention; trying again");
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries)))
-                        .await;
-                    tries += 1;
-                }
-                other => return other,
-            }
-        }
+        harsha_store::retry::with_retries(InventoryError::is_retryable, attempt).await
     }
 
     async fn policies(&self, defaults: ExpiryThresholds) -> Result<Policies, InventoryError> {

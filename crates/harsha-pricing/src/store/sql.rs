@@ -465,21 +465,14 @@ impl SqlPricingStore {
         })
     }
 
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, PricingError>
+    /// Runs `attempt` again while it loses races (see
+    /// [`harsha_store::retry`]).
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, PricingError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, PricingError>>,
     {
-        let mut tries = 1;
-        loop {
-            match attempt().await {
-                Err(error) if error.is_retryable() && tries < 4 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * tries)).await;
-                    tries += 1;
-                }
-                other => return other,
-            }
-        }
+        harsha_store::retry::with_retries(PricingError::is_retryable, attempt).await
     }
 
     async fn save_rule(
