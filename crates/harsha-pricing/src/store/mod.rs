@@ -13,6 +13,12 @@ use serde::{Deserialize, Serialize};
 
 pub use sql::SqlPricingStore;
 
+/// The queries behind listings and reports, for `EXPLAIN` in benchmarks
+/// and operational checks.
+pub mod queries {
+    pub use super::sql::{LIST_RULES, RULE_EFFECTIVENESS};
+}
+
 use crate::{
     PricingError,
     domain::{Actor, Catalogue, Code, DocName, FestivalCalendar, PricedCart, Rule, RuleSpec},

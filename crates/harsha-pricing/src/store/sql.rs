@@ -57,17 +57,22 @@ const ACTIVE_RULES: &str = concat!(
     rule_columns!(),
     " FROM `tabHD Dynamic Pricing Rule` WHERE `is_active` = 1"
 );
-/// Rules by priority (highest first), then code, keyset-paged (uses
-/// `idx_pricing_rule_priority_active`): `?` active-only flag, valid-on date
-/// (three times), last (priority, code) or NULLs, limit.
-const LIST_RULES: &str = concat!(
-    "SELECT ",
-    rule_columns!(),
-    " FROM `tabHD Dynamic Pricing Rule` WHERE (? = 0 OR `is_active` = 1) \
-     AND (? IS NULL OR ((`valid_from` IS NULL OR `valid_from` <= ?) AND (`valid_to` IS NULL OR `valid_to` >= ?))) \
-     AND (? IS NULL OR `priority` < ? OR (`priority` = ? AND `name` > ?)) \
-     ORDER BY `priority` DESC, `name` LIMIT ?"
-);
+/// Rules by priority (highest first), then code, keyset-paged: the page's
+/// codes are chosen on `idx_pricing_rule_priority_active` alone (it covers
+/// the filter and, with the primary key, the order), then joined to their
+/// rows. `?` active-only flag, valid-on date (three times), last (priority,
+/// code) or NULLs, limit.
+pub const LIST_RULES: &str = "SELECT r.`name`, r.`creation`, r.`modified`, r.`rule_name`, r.`description`, \
+     r.`priority`, r.`is_active`, r.`valid_from`, r.`valid_to`, r.`days_of_week`, r.`time_from`, r.`time_to`, \
+     r.`time_zone`, r.`festivals`, r.`customer_segments`, r.`territories`, r.`channels`, r.`min_qty`, \
+     r.`max_qty`, r.`min_amount`, r.`max_amount`, r.`discount_kind`, r.`discount_value`, r.`tier_basis`, \
+     r.`max_discount_per_line`, r.`is_exclusive`, r.`currency` \
+     FROM (SELECT `name`, `priority` FROM `tabHD Dynamic Pricing Rule` WHERE (? = 0 OR `is_active` = 1) \
+       AND (? IS NULL OR ((`valid_from` IS NULL OR `valid_from` <= ?) AND (`valid_to` IS NULL OR `valid_to` >= ?))) \
+       AND (? IS NULL OR `priority` < ? OR (`priority` = ? AND `name` > ?)) \
+       ORDER BY `priority` DESC, `name` LIMIT ?) page \
+     JOIN `tabHD Dynamic Pricing Rule` r ON r.`name` = page.`name` \
+     ORDER BY page.`priority` DESC, page.`name`";
 const INSERT_RULE: &str = "INSERT INTO `tabHD Dynamic Pricing Rule` (`name`, `creation`, `modified`, `modified_by`, \
      `owner`, `rule_name`, `description`, `priority`, `is_active`, `valid_from`, `valid_to`, `days_of_week`, \
      `time_from`, `time_to`, `time_zone`, `festivals`, `customer_segments`, `territories`, `channels`, `min_qty`, \
