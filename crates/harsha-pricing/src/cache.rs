@@ -74,11 +74,15 @@ impl RuleCache {
             Ok(loaded) => loaded,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *loaded = Loaded {
-            book,
-            version,
-            at: Instant::now(),
-        };
+        // Two reloads may overlap (a poll and a write on this replica): the
+        // older snapshot never replaces a newer one.
+        if version >= loaded.version {
+            *loaded = Loaded {
+                book,
+                version,
+                at: Instant::now(),
+            };
+        }
         Ok(())
     }
 

@@ -105,10 +105,24 @@ impl PricingGrpc {
             .date_naive()
     }
 
+    /// Reloads the cache after a committed change; a failure is logged (the
+    /// poll picks the change up), never reported as the change failing.
+    async fn reload_after_change(&self) {
+        if let Ok(ready) = self.ready()
+            && let Err(error) = ready.cache.reload().await
+        {
+            tracing::warn!(error = %harsha_store::status::error_chain(&error), "rule cache reload after a change failed");
+        }
+    }
+
     /// Reloads the cache after a change, then the overlaps of `rule`.
     async fn overlaps_after_change(&self, rule: &Rule) -> Result<Vec<Overlap>, PricingError> {
         let ready = self.ready()?;
-        ready.cache.reload().await?;
+        // The change is committed: a failed reload must not report it as
+        // failed. The poll picks the change up; overlaps use the book at hand.
+        if let Err(error) = ready.cache.reload().await {
+            tracing::warn!(error = %harsha_store::status::error_chain(&error), "rule cache reload after a change failed");
+        }
         if !rule.spec.active {
             return Ok(Vec::new());
         }
@@ -672,8 +686,10 @@ fn effectiveness_to_proto(found: Effectiveness) -> pb::RuleEffectiveness {
 impl From<QuoteError> for PricingError {
     fn from(error: QuoteError) -> Self {
         match error {
-            // The request is fine; the price list is missing a price.
-            QuoteError::NoPrice { .. } => PricingError::FailedPrecondition(error.to_string()),
+            // The request is fine; the price lists are not.
+            QuoteError::NoPrice { .. } | QuoteError::MixedCurrency { .. } => {
+                PricingError::FailedPrecondition(format!("{}: {error}", error.field()))
+            }
             _ => PricingError::invalid(error.field(), error),
         }
     }
@@ -787,7 +803,7 @@ impl PricingService for PricingGrpc {
             .store
             .set_rule_active(&code, false, &actor)
             .await?;
-        self.ready()?.cache.reload().await?;
+        self.reload_after_change().await;
         Ok(Response::new(pb::DeactivateRuleResponse {
             rule: Some(rule_to_proto(rule)),
         }))
@@ -839,7 +855,7 @@ impl PricingService for PricingGrpc {
             .store
             .add_festival_window(&festival, start, end, &actor)
             .await?;
-        self.ready()?.cache.reload().await?;
+        self.reload_after_change().await;
         Ok(Response::new(pb::AddFestivalWindowResponse {
             festival: Some(festival_to_proto(festival)),
         }))
@@ -861,7 +877,7 @@ impl PricingService for PricingGrpc {
             .store
             .remove_festival_window(&festival, &request.window_id, &actor)
             .await?;
-        self.ready()?.cache.reload().await?;
+        self.reload_after_change().await;
         Ok(Response::new(pb::RemoveFestivalWindowResponse {
             festival: Some(festival_to_proto(festival)),
         }))
@@ -914,7 +930,7 @@ impl PricingService for PricingGrpc {
             .store
             .set_item_price(&item, price_list.as_str(), rate, &currency, uom, &actor)
             .await?;
-        self.ready()?.cache.reload().await?;
+        self.reload_after_change().await;
         Ok(Response::new(pb::SetItemPriceResponse {
             price: Some(price_to_proto(price)),
         }))

@@ -223,9 +223,21 @@ async fn rules_round_trip_with_items_and_tiers(engine: Engine) {
     };
     let updated = f
         .store
-        .update_rule(changed.clone(), &f.actor)
+        .update_rule(changed.clone(), &Actor::named("manager@harshadelights.in"))
         .await
         .unwrap();
+    let pool = f.database.db.erp_pool().unwrap();
+    let (owner, modified_by): (String, String) = harsha_store::erp_dispatch!(&pool, pool => {
+        sqlx::query_as("SELECT `owner`, `modified_by` FROM `tabHD Dynamic Pricing Rule` WHERE `name` = 'NIGHT-TRADE'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        (owner.as_str(), modified_by.as_str()),
+        ("pricing@harshadelights.in", "manager@harshadelights.in"),
+        "an update keeps who created the rule"
+    );
     assert!(!updated.spec.active);
     assert_eq!(updated.created, created.created);
     assert_eq!(

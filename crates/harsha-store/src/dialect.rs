@@ -25,6 +25,16 @@ pub trait ErpDialect {
     /// reads until commit, so they cannot change under the transaction:
     /// `LOCK IN SHARE MODE` on MariaDB, nothing on SQLite.
     fn for_share(&self) -> &'static str;
+
+    /// What to run on a connection before [`ErpDialect::snapshot_begin`]
+    /// (MariaDB runs at READ COMMITTED, where each statement sees the latest
+    /// commit; a snapshot needs REPEATABLE READ for one transaction).
+    fn snapshot_prelude(&self) -> Option<&'static str>;
+
+    /// The statement that starts a read-only transaction whose statements
+    /// all see one snapshot: `START TRANSACTION WITH CONSISTENT SNAPSHOT` on
+    /// MariaDB, a deferred `BEGIN` on SQLite (a WAL reader's snapshot).
+    fn snapshot_begin(&self) -> &'static str;
 }
 
 impl ErpDialect for Pool<MySql> {
@@ -41,6 +51,14 @@ impl ErpDialect for Pool<MySql> {
     fn for_share(&self) -> &'static str {
         " LOCK IN SHARE MODE"
     }
+
+    fn snapshot_prelude(&self) -> Option<&'static str> {
+        Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    }
+
+    fn snapshot_begin(&self) -> &'static str {
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT"
+    }
 }
 
 impl ErpDialect for Pool<Sqlite> {
@@ -56,5 +74,13 @@ impl ErpDialect for Pool<Sqlite> {
 
     fn for_share(&self) -> &'static str {
         ""
+    }
+
+    fn snapshot_prelude(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn snapshot_begin(&self) -> &'static str {
+        "BEGIN"
     }
 }

@@ -41,22 +41,29 @@ impl StoreError {
     /// deadlock or lock-wait timeout on MariaDB, a busy or locked database
     /// on SQLite, a serialization failure or deadlock on PostgreSQL.
     pub fn is_contention(&self) -> bool {
-        let Self::Sql(sqlx::Error::Database(db)) = self else {
-            return false;
-        };
-        if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-            return matches!(mysql.number(), 1205 | 1213);
-        }
-        let code = db.code();
-        match code.as_deref() {
-            // PostgreSQL: serialization_failure, deadlock_detected.
-            Some("40001" | "40P01") => true,
-            // SQLite primary codes SQLITE_BUSY (5) and SQLITE_LOCKED (6), with
-            // their extended forms.
-            Some(code) => code
-                .parse::<i32>()
-                .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
-            None => false,
-        }
+        matches!(self, Self::Sql(error) if is_contention(error))
+    }
+}
+
+/// Whether a driver error is lock contention that a retry may get past: a
+/// deadlock or lock-wait timeout on MariaDB, a busy or locked database on
+/// SQLite, a serialization failure or deadlock on PostgreSQL.
+pub fn is_contention(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(mysql.number(), 1205 | 1213);
+    }
+    let code = db.code();
+    match code.as_deref() {
+        // PostgreSQL: serialization_failure, deadlock_detected.
+        Some("40001" | "40P01") => true,
+        // SQLite primary codes SQLITE_BUSY (5) and SQLITE_LOCKED (6), with
+        // their extended forms.
+        Some(code) => code
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+        None => false,
     }
 }

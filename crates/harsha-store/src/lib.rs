@@ -22,11 +22,25 @@ pub mod status;
 pub use database::{Database, ErpPool, Pool, PoolSettings};
 pub use decimal::DbDecimal;
 pub use dialect::ErpDialect;
-pub use error::StoreError;
+pub use error::{StoreError, is_contention};
 pub use role::{Engine, Role};
 
 /// Re-exported so that service crates use the same sqlx as the pools.
 pub use sqlx;
+
+/// Starts, on the connection `$conn` taken from `$pool`, a transaction whose
+/// statements all read one snapshot (see [`ErpDialect::snapshot_begin`]);
+/// evaluates to the transaction, which borrows `$conn`.
+#[macro_export]
+macro_rules! begin_snapshot {
+    ($pool:expr, $conn:ident) => {{
+        if let Some(prelude) = $crate::ErpDialect::snapshot_prelude($pool) {
+            $crate::sqlx::query(prelude).execute(&mut *$conn).await?;
+        }
+        $crate::sqlx::Connection::begin_with(&mut *$conn, $crate::ErpDialect::snapshot_begin($pool))
+            .await?
+    }};
+}
 
 /// Runs `$body` with `$pool` bound to the concrete pool inside an
 /// [`ErpPool`], once per engine, so a store writes its SQL and row handling

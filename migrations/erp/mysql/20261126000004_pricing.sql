@@ -43,9 +43,10 @@ CREATE TABLE IF NOT EXISTS `tabItem Price` (
   KEY `modified` (`modified`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- A rule. Lists of segments, territories, channels, festivals and days are
--- comma-separated: the service reads every active rule into memory and
--- matches there, so none of them is a query predicate.
+-- A rule. Lists of segments, territories, channels and festivals are JSON
+-- arrays and days a comma-separated list (Mon,Tue,...): the service reads
+-- every active rule into memory and matches there, so none of them is a
+-- query predicate.
 CREATE TABLE `tabHD Dynamic Pricing Rule` (
   `name` varchar(140) NOT NULL,
   `creation` datetime(6) NOT NULL,

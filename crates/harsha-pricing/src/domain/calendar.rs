@@ -4,7 +4,12 @@
 //! in a zone with daylight saving follows the wall clock there.
 //!
 //! A window that crosses midnight (22:00–02:00) belongs to the day it
-//! starts: at 01:00 on a Saturday, a Friday 22:00–02:00 window is open.
+//! starts: at 01:00 on a Saturday, a Friday 22:00–02:00 window is open, and
+//! the rule's validity dates, days and festivals are judged on the Friday.
+//!
+//! Local times follow the zone's wall clock through daylight-saving
+//! changes: a window inside the hour skipped in spring does not open that
+//! day, and one inside the hour repeated in autumn is open in both.
 
 use std::collections::BTreeMap;
 
@@ -214,25 +219,29 @@ impl Schedule {
         festivals: &FestivalCalendar,
     ) -> Result<(), CalendarMiss> {
         let local = at.with_timezone(&self.time_zone).naive_local();
-        let date = local.date();
-        if self.valid_from.is_some_and(|from| date < from)
-            || self.valid_to.is_some_and(|to| date > to)
+        // The day a window belongs to is the day it started: validity,
+        // weekday and festival are all judged on that day.
+        let mut day = local.date();
+        let mut outside_window = false;
+        if let Some(window) = self.time_window {
+            match window.position(local.time()) {
+                None => outside_window = true,
+                Some(true) => day = day.checked_sub_days(Days::new(1)).unwrap_or(day),
+                Some(false) => {}
+            }
+        }
+        if self.valid_from.is_some_and(|from| day < from)
+            || self.valid_to.is_some_and(|to| day > to)
         {
             return Err(CalendarMiss::OutsideValidity);
         }
-        // The day a window belongs to is the day it started.
-        let mut day = date;
-        if let Some(window) = self.time_window {
-            match window.position(local.time()) {
-                None => return Err(CalendarMiss::OutsideTimeWindow),
-                Some(true) => day = date.checked_sub_days(Days::new(1)).unwrap_or(date),
-                Some(false) => {}
-            }
+        if outside_window {
+            return Err(CalendarMiss::OutsideTimeWindow);
         }
         if !self.days.contains(day.weekday()) {
             return Err(CalendarMiss::WrongDay);
         }
-        if !self.festivals.is_empty() && !self.festivals.iter().any(|f| festivals.contains(f, date))
+        if !self.festivals.is_empty() && !self.festivals.iter().any(|f| festivals.contains(f, day))
         {
             return Err(CalendarMiss::OutsideFestival);
         }
@@ -347,6 +356,44 @@ mod tests {
         assert_eq!(
             schedule.check(kolkata(2026, 11, 11, 0, 0), &calendar),
             Err(CalendarMiss::OutsideFestival)
+        );
+    }
+
+    #[test]
+    fn validity_and_festivals_follow_the_night_a_window_belongs_to() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        let new_year_eve = Schedule {
+            valid_from: day(2026, 12, 31),
+            valid_to: day(2026, 12, 31),
+            time_window: TimeWindow::new(time(22, 0), time(2, 0)).ok(),
+            ..Schedule::always(chrono_tz::Asia::Kolkata)
+        };
+        let none = FestivalCalendar::default();
+        assert_eq!(
+            new_year_eve.check(kolkata(2027, 1, 1, 0, 30), &none),
+            Ok(()),
+            "still New Year's Eve"
+        );
+        assert_eq!(
+            new_year_eve.check(kolkata(2026, 12, 31, 0, 30), &none),
+            Err(CalendarMiss::OutsideValidity),
+            "the night before the first day"
+        );
+        let diwali = Code::parse("DIWALI").unwrap_or_else(|_| unreachable!());
+        let mut calendar = FestivalCalendar::default();
+        calendar.add(
+            diwali.clone(),
+            day(2026, 11, 6).unwrap_or_default(),
+            day(2026, 11, 10).unwrap_or_default(),
+        );
+        let last_night = Schedule {
+            festivals: vec![diwali],
+            time_window: TimeWindow::new(time(20, 0), time(2, 0)).ok(),
+            ..Schedule::always(chrono_tz::Asia::Kolkata)
+        };
+        assert_eq!(
+            last_night.check(kolkata(2026, 11, 11, 1, 0), &calendar),
+            Ok(())
         );
     }
 

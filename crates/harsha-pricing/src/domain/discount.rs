@@ -165,31 +165,41 @@ impl Tiers {
     /// Checks that there is at least one tier, that each range is non-empty
     /// and that the ranges do not overlap (they are sorted by `min`); the
     /// error names the offending tier by its position.
-    pub fn new(basis: TierBasis, mut tiers: Vec<Tier>) -> Result<Self, (usize, ValueError)> {
+    pub fn new(basis: TierBasis, tiers: Vec<Tier>) -> Result<Self, (usize, ValueError)> {
         if tiers.is_empty() {
             return Err((0, ValueError("at least one tier is required".into())));
         }
+        let places = match basis {
+            TierBasis::Quantity => harsha_types::MAX_QUANTITY_SCALE,
+            TierBasis::LineAmount | TierBasis::CartAmount => super::MONEY_INPUT_SCALE,
+        };
         for (i, tier) in tiers.iter().enumerate() {
-            if tier.min < Decimal::ZERO {
-                return Err((
-                    i,
-                    ValueError(format!("min must not be negative, not {}", tier.min)),
-                ));
-            }
-            if tier.max.is_some_and(|max| max <= tier.min) {
-                return Err((i, ValueError("max must be above min".into())));
+            super::check_amount(tier.min, places)
+                .map_err(|e| (i, ValueError(format!("min: {e}"))))?;
+            if let Some(max) = tier.max {
+                super::check_amount(max, places)
+                    .map_err(|e| (i, ValueError(format!("max: {e}"))))?;
+                if max <= tier.min {
+                    return Err((i, ValueError("max must be above min".into())));
+                }
             }
         }
-        tiers.sort_by_key(|tier| tier.min);
-        for (i, pair) in tiers.windows(2).enumerate() {
-            let (lower, upper) = (pair[0], pair[1]);
+        // Sorted by min, remembering where each tier was in the request so
+        // that an error names the tier the caller sent.
+        let mut order: Vec<usize> = (0..tiers.len()).collect();
+        order.sort_by_key(|&i| tiers[i].min);
+        for pair in order.windows(2) {
+            let (lower, upper) = (tiers[pair[0]], tiers[pair[1]]);
             match lower.max {
                 None => {
-                    return Err((i, ValueError("an open-ended tier must be the last".into())));
+                    return Err((
+                        pair[0],
+                        ValueError("an open-ended tier must be the last".into()),
+                    ));
                 }
                 Some(max) if max > upper.min => {
                     return Err((
-                        i + 1,
+                        pair[1],
                         ValueError(format!(
                             "the tier from {} overlaps the tier from {} (up to {max})",
                             upper.min, lower.min
@@ -199,6 +209,7 @@ impl Tiers {
                 Some(_) => {}
             }
         }
+        let tiers = order.into_iter().map(|i| tiers[i]).collect();
         Ok(Self { basis, tiers })
     }
 
@@ -320,5 +331,22 @@ mod tests {
         );
         assert!(open_first.is_err());
         assert!(Tiers::new(TierBasis::Quantity, vec![tier("5", Some("5"), "1")]).is_err());
+        // Sent out of order, the error still names the tier as sent.
+        let unordered = Tiers::new(
+            TierBasis::Quantity,
+            vec![tier("50", None, "10"), tier("10", Some("60"), "5")],
+        );
+        assert_eq!(unordered.err().map(|e| e.0), Some(0));
+        // Amounts are bounded: at most 4 places for money, 9 for quantities.
+        assert!(Tiers::new(TierBasis::LineAmount, vec![tier("0.00001", None, "1")]).is_err());
+        assert!(Tiers::new(TierBasis::Quantity, vec![tier("0.000000001", None, "1")]).is_ok());
+        assert!(
+            Tiers::new(
+                TierBasis::Quantity,
+                vec![tier("0", Some("0.0000000001"), "1")]
+            )
+            .is_err()
+        );
+        assert!(Tiers::new(TierBasis::Quantity, vec![tier("1000000000", None, "1")]).is_err());
     }
 }

@@ -230,6 +230,53 @@ pub struct PricedCart {
     pub stacking: Stacking,
 }
 
+impl PricedLine {
+    /// What each applied rule took off the line, in paise, adding up to the
+    /// line's rounded `discount_amount`: each rule's exact discount rounded
+    /// down, then the paise left over given to the largest remainders (the
+    /// largest-remainder method). Rules that took nothing are left out.
+    pub fn rule_discounts(&self) -> Vec<(Code, Decimal)> {
+        let paisa = Decimal::new(1, MONEY_SCALE);
+        let mut shares: Vec<(Code, Decimal, Decimal)> = self
+            .applied
+            .iter()
+            .map(|a| {
+                let floor = a
+                    .line_discount
+                    .round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::ToZero);
+                (a.rule.clone(), floor, a.line_discount - floor)
+            })
+            .collect();
+        let mut gap = self.discount_amount - shares.iter().map(|s| s.1).sum::<Decimal>();
+        let mut by_remainder: Vec<usize> = (0..shares.len()).collect();
+        by_remainder.sort_by(|&a, &b| shares[b].2.cmp(&shares[a].2).then(a.cmp(&b)));
+        let mut next = by_remainder.iter().cycle();
+        let mut guard = 0;
+        while gap > Decimal::ZERO && guard < 10_000 {
+            if let Some(&i) = next.next() {
+                shares[i].1 += paisa;
+                gap -= paisa;
+            }
+            guard += 1;
+        }
+        let mut back = by_remainder.iter().rev().cycle();
+        while gap < Decimal::ZERO && guard < 20_000 {
+            if let Some(&i) = back.next()
+                && shares[i].1 >= paisa
+            {
+                shares[i].1 -= paisa;
+                gap += paisa;
+            }
+            guard += 1;
+        }
+        shares
+            .into_iter()
+            .filter(|(_, amount, _)| !amount.is_zero())
+            .map(|(rule, amount, _)| (rule, amount.normalize()))
+            .collect()
+    }
+}
+
 /// Why a cart cannot be priced; `line` is the index in the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuoteError {
@@ -356,13 +403,10 @@ impl RuleBook {
 
     /// The rules that may apply to `item`, each once, at its most specific.
     fn candidates(&self, item: &str) -> Vec<(usize, Specificity)> {
-        let mut found: Vec<(usize, Specificity)> = Vec::new();
-        let mut add = |index: usize, specificity: Specificity| match found
-            .iter_mut()
-            .find(|(i, _)| *i == index)
-        {
-            Some(existing) => existing.1 = existing.1.max(specificity),
-            None => found.push((index, specificity)),
+        let mut found: HashMap<usize, Specificity> = HashMap::new();
+        let mut add = |index: usize, specificity: Specificity| {
+            let entry = found.entry(index).or_insert(specificity);
+            *entry = (*entry).max(specificity);
         };
         for index in self.by_item.get(item).into_iter().flatten() {
             add(*index, Specificity::Item);
@@ -376,6 +420,10 @@ impl RuleBook {
         for index in &self.all_items {
             add(*index, Specificity::AllItems);
         }
+        let mut found: Vec<(usize, Specificity)> = found.into_iter().collect();
+        // A stable order, so explanations list skipped rules the same way
+        // every time.
+        found.sort_unstable_by_key(|(index, _)| *index);
         found
     }
 
@@ -1056,6 +1104,39 @@ mod tests {
             .quote(&wholesale, Stacking::Additive)
             .unwrap_or_else(|_| unreachable!());
         assert_eq!(additive.lines[0].unit_price, Decimal::ZERO);
+    }
+
+    #[test]
+    fn rule_discounts_add_up_to_the_rounded_line_discount() {
+        let third = Discount::new(DiscountKind::AmountOff, dec("0.3333"))
+            .unwrap_or_else(|_| unreachable!());
+        let rules = book(vec![
+            rule("A", 3, third),
+            rule("B", 2, third),
+            rule("C", 1, third),
+        ]);
+        let quote = rules
+            .quote(&cart(&[("SOAN-PAPDI", "1")]), Stacking::Compound)
+            .unwrap_or_else(|_| unreachable!());
+        let line = &quote.lines[0];
+        assert_eq!(line.discount_amount, dec("1"), "0.9999 off, rounded once");
+        let shares = line.rule_discounts();
+        assert_eq!(
+            shares.iter().map(|s| s.1).sum::<Decimal>(),
+            line.discount_amount
+        );
+        assert_eq!(
+            shares.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [dec("0.34"), dec("0.33"), dec("0.33")]
+        );
+        let nothing = book(vec![rule("ZERO", 1, pct("0"))]);
+        let quote = nothing
+            .quote(&cart(&[("SOAN-PAPDI", "1")]), Stacking::Compound)
+            .unwrap_or_else(|_| unreachable!());
+        assert!(
+            quote.lines[0].rule_discounts().is_empty(),
+            "a rule that took nothing is not a use"
+        );
     }
 
     #[test]

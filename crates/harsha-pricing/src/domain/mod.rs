@@ -20,4 +20,6 @@ pub use engine::{
 };
 pub use harsha_types::{Actor, Code, DocName, Quantity, ValueError};
 pub use overlap::{Overlap, overlaps};
-pub use rule::{Conditions, MAX_PRIORITY, Rule, RuleSpec, Specificity, Target};
+pub use rule::{
+    Conditions, MAX_PRIORITY, MONEY_INPUT_SCALE, Rule, RuleSpec, Specificity, Target, check_amount,
+};

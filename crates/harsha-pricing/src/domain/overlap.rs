@@ -6,8 +6,11 @@
 //! sub-groups, or either for all items), their validity dates, days, time
 //! windows and festivals meet, and their segments, territories and channels
 //! meet (an empty list meets everything). Overlapping rules with the same
-//! priority and the same kind of target tie, and the rule code decides
-//! between them.
+//! priority that meet on the very same target (the same item, the same
+//! group, or both on every item) tie, and the rule code decides between
+//! them. It is a warning, so it errs towards reporting: time windows are
+//! compared as clock times even for rules in different zones, festivals by
+//! code, and quantity or amount ranges are not compared.
 
 use std::collections::BTreeSet;
 
@@ -42,7 +45,7 @@ pub fn overlaps<'a>(
 }
 
 fn overlap(a: &RuleSpec, b: &RuleSpec, catalogue: &Catalogue) -> Option<Overlap> {
-    let items = shared_items(a, b, catalogue)?;
+    let (items, same_target) = shared_items(a, b, catalogue)?;
     let dates_meet = a
         .schedule
         .valid_from
@@ -78,12 +81,7 @@ fn overlap(a: &RuleSpec, b: &RuleSpec, catalogue: &Catalogue) -> Option<Overlap>
     if !(dates_meet && days_meet && windows_meet && festivals_meet && who_meets) {
         return None;
     }
-    let kind = |rule: &RuleSpec| match rule.targets.first() {
-        None => 0,
-        Some(Target::ItemGroup(_)) => 1,
-        Some(Target::Item(_)) => 2,
-    };
-    let tie = a.priority == b.priority && kind(a) == kind(b);
+    let tie = a.priority == b.priority && same_target;
     let ranks = if tie {
         format!("same priority {}: a tie, decided by rule code", a.priority)
     } else {
@@ -128,18 +126,23 @@ fn windows_intersect(a: TimeWindow, b: TimeWindow) -> bool {
     })
 }
 
-/// What the two rules' targets have in common, in words, if anything.
-fn shared_items(a: &RuleSpec, b: &RuleSpec, catalogue: &Catalogue) -> Option<String> {
+/// What the two rules' targets have in common, in words, if anything, and
+/// whether they meet on the very same target (so that the engine would rank
+/// them alike).
+fn shared_items(a: &RuleSpec, b: &RuleSpec, catalogue: &Catalogue) -> Option<(String, bool)> {
     match (a.targets.is_empty(), b.targets.is_empty()) {
-        (true, true) => return Some("every item".into()),
-        (true, false) => return Some(describe(&b.targets[0])),
-        (false, true) => return Some(describe(&a.targets[0])),
+        (true, true) => return Some(("every item".into(), true)),
+        (true, false) => return Some((describe(&b.targets[0]), false)),
+        (false, true) => return Some((describe(&a.targets[0]), false)),
         (false, false) => {}
+    }
+    if let Some(same) = a.targets.iter().find(|x| b.targets.contains(x)) {
+        return Some((describe(same), true));
     }
     for x in &a.targets {
         for y in &b.targets {
             if targets_meet(x, y, catalogue) {
-                return Some(describe(x));
+                return Some((describe(x), false));
             }
         }
     }
@@ -228,7 +231,12 @@ mod tests {
             &catalogue,
         );
         let summary: Vec<(&str, bool)> = found.iter().map(|o| (o.rule.as_str(), o.tie)).collect();
-        assert_eq!(summary, [("GROUP", true), ("ITEM", false), ("ALL", false)]);
+        // Sweets and Milk Sweets rank apart for an item (the nearer group
+        // first), so they overlap without a tie; the same group would tie.
+        assert_eq!(summary, [("GROUP", false), ("ITEM", false), ("ALL", false)]);
+        let same_group = rule("SAME", 10, vec![Target::ItemGroup(name("Sweets"))]);
+        let found = overlaps(&scoped_new, [&same_group], &catalogue);
+        assert!(found[0].tie);
         assert!(found[0].explanation.contains("tie"));
         let night = |f: u32, t: u32| {
             TimeWindow::new(

@@ -34,6 +34,25 @@ pub enum Specificity {
     Item,
 }
 
+/// The most decimal places an amount in a rule may have.
+pub const MONEY_INPUT_SCALE: u32 = 4;
+
+/// Checks that a rule's quantity or amount is not negative, has at most
+/// `places` decimal places and fits the stored `decimal(21,9)` (and SQLite's
+/// 64-bit encoding).
+pub fn check_amount(value: Decimal, places: u32) -> Result<(), ValueError> {
+    if value < Decimal::ZERO {
+        return Err(ValueError(format!("must not be negative, not {value}")));
+    }
+    if value.normalize().scale() > places {
+        return Err(ValueError(format!("has at most {places} decimal places")));
+    }
+    if value > harsha_types::max_quantity() {
+        return Err(ValueError(format!("{value} is too large")));
+    }
+    Ok(())
+}
+
 /// Conditions on who buys, through which channel, and how much.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Conditions {
@@ -56,19 +75,14 @@ pub struct Conditions {
 impl Conditions {
     /// Checks the ranges; the error names the field.
     pub fn validate(self) -> Result<Self, (&'static str, ValueError)> {
-        for (field, value) in [
-            ("min_qty", self.min_qty),
-            ("max_qty", self.max_qty),
-            ("min_amount", self.min_amount),
-            ("max_amount", self.max_amount),
+        for (field, value, places) in [
+            ("min_qty", self.min_qty, harsha_types::MAX_QUANTITY_SCALE),
+            ("max_qty", self.max_qty, harsha_types::MAX_QUANTITY_SCALE),
+            ("min_amount", self.min_amount, MONEY_INPUT_SCALE),
+            ("max_amount", self.max_amount, MONEY_INPUT_SCALE),
         ] {
-            if let Some(value) = value
-                && value < Decimal::ZERO
-            {
-                return Err((
-                    field,
-                    ValueError(format!("must not be negative, not {value}")),
-                ));
+            if let Some(value) = value {
+                check_amount(value, places).map_err(|e| (field, e))?;
             }
         }
         if let (Some(min), Some(max)) = (self.min_qty, self.max_qty)
@@ -149,13 +163,17 @@ impl RuleSpec {
                 )),
             ));
         }
-        if let Some(cap) = self.max_discount_per_line
-            && cap < Decimal::ZERO
-        {
-            return Err((
-                field("max_discount_per_line"),
-                ValueError(format!("must not be negative, not {cap}")),
-            ));
+        if let Some(cap) = self.max_discount_per_line {
+            check_amount(cap, MONEY_INPUT_SCALE)
+                .map_err(|e| (field("max_discount_per_line"), e))?;
+        }
+        for (i, name) in self.conditions.territories.iter().enumerate() {
+            if name.as_str().contains(',') {
+                return Err((
+                    format!("territories[{i}]"),
+                    ValueError("must not contain a comma".into()),
+                ));
+            }
         }
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
             return Err((

@@ -20,14 +20,18 @@ fn corrupt(column: &str, error: impl std::fmt::Display) -> PricingError {
     }))
 }
 
+/// A list column: a JSON array of strings (empty text for none).
 fn list<T>(
     column: &str,
     value: &str,
     parse: impl Fn(&str) -> Result<T, harsha_types::ValueError>,
 ) -> Result<Vec<T>, PricingError> {
-    value
-        .split(',')
-        .filter(|v| !v.is_empty())
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<String> = serde_json::from_str(value).map_err(|e| corrupt(column, e))?;
+    values
+        .iter()
         .map(|v| parse(v).map_err(|e| corrupt(column, e)))
         .collect()
 }

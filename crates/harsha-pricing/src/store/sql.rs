@@ -9,12 +9,12 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex},
 };
 
 use chrono::{NaiveDate, NaiveDateTime, SubsecRound, Utc};
 use harsha_store::{
-    DbDecimal, ErpDialect, ErpPool, erp_dispatch, outbox::OutboxEvent, page::Page,
+    DbDecimal, ErpDialect, ErpPool, begin_snapshot, erp_dispatch, outbox::OutboxEvent, page::Page,
     record_outbox_event,
 };
 use rust_decimal::Decimal;
@@ -31,7 +31,7 @@ use crate::{
     PricingError,
     domain::{
         Actor, BasePrice, Catalogue, Code, DocName, FestivalCalendar, Rule, RuleDiscount, RuleSpec,
-        Target, round_money,
+        Target,
     },
 };
 
@@ -79,6 +79,7 @@ const INSERT_RULE: &str = "INSERT INTO `tabHD Dynamic Pricing Rule` (`name`, `cr
      `max_qty`, `min_amount`, `max_amount`, `discount_kind`, `discount_value`, `tier_basis`, \
      `max_discount_per_line`, `is_exclusive`, `currency`) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const SELECT_OWNER: &str = "SELECT `owner` FROM `tabHD Dynamic Pricing Rule` WHERE `name` = ?";
 const DELETE_RULE: &str = "DELETE FROM `tabHD Dynamic Pricing Rule` WHERE `name` = ?";
 const SET_ACTIVE: &str = "UPDATE `tabHD Dynamic Pricing Rule` SET `is_active` = ?, `modified` = ?, `modified_by` = ? \
      WHERE `name` = ?";
@@ -112,8 +113,13 @@ const ALL_ITEMS: &str =
     "SELECT `name`, `item_group`, `stock_uom` FROM `tabItem` WHERE `disabled` = 0";
 const ALL_GROUPS: &str = "SELECT `name`, `parent_item_group` FROM `tabItem Group`";
 const ALL_TERRITORIES: &str = "SELECT `name`, `parent_territory` FROM `tabTerritory`";
+/// Selling prices valid on a date (`?` twice). Where a list has several for
+/// an item, the one valid from the latest date (then the latest modified)
+/// wins: it is read last.
 const ALL_PRICES: &str = "SELECT `item_code`, `price_list`, `price_list_rate`, `currency`, `uom` FROM `tabItem Price` \
-     WHERE `selling` = 1 AND `item_code` IS NOT NULL AND `price_list` IS NOT NULL";
+     WHERE `selling` = 1 AND `item_code` IS NOT NULL AND `price_list` IS NOT NULL \
+     AND (`valid_from` IS NULL OR `valid_from` <= ?) AND (`valid_upto` IS NULL OR `valid_upto` >= ?) \
+     ORDER BY `item_code`, `price_list`, `valid_from`, `modified`, `name`";
 const ITEM_PRICES: &str = "SELECT `item_code`, `price_list`, `price_list_rate`, `currency`, `uom` FROM `tabItem Price` \
      WHERE `selling` = 1 AND `item_code` = ? ORDER BY `price_list`";
 const SELECT_PRICE: &str = "SELECT `name` FROM `tabItem Price` WHERE `item_code` = ? AND `price_list` = ? AND `selling` = 1";
@@ -223,9 +229,11 @@ macro_rules! check_references {
 
 /// Inserts a rule row with its items and tiers.
 macro_rules! insert_rule {
-    ($conn:expr, $spec:expr, $created:expr, $at:expr, $actor:expr) => {{
+    ($conn:expr, $spec:expr, $created:expr, $at:expr, $owner:expr, $actor:expr) => {{
         let spec: &RuleSpec = $spec;
-        let join = |values: Vec<&str>| values.join(",");
+        // Lists are JSON arrays: names may hold commas.
+        let join =
+            |values: Vec<&str>| serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
         let (kind, value, basis) = match &spec.discount {
             RuleDiscount::Flat(d) => (Some(d.kind().as_str()), Some(DbDecimal(d.value())), None),
             RuleDiscount::Tiered(tiers) => (None, None, Some(tiers.basis().as_str())),
@@ -236,7 +244,7 @@ macro_rules! insert_rule {
             .bind($created)
             .bind($at)
             .bind($actor.as_str())
-            .bind($actor.as_str())
+            .bind($owner)
             .bind(&spec.rule_name)
             .bind(&spec.description)
             .bind(spec.priority)
@@ -378,6 +386,10 @@ fn encode_payload(quote: &StoredQuote) -> String {
     serde_json::to_string(quote).unwrap_or_default()
 }
 
+/// How far a quote's priced-for time may be from when it was made and still
+/// be applied; further off, it is a what-if quote.
+pub const WHAT_IF_TOLERANCE_MINUTES: i64 = 5;
+
 /// The most quotes written in one transaction.
 const QUOTE_BATCH: usize = 128;
 
@@ -399,7 +411,9 @@ struct PendingQuote {
 /// Writes quotes in batches: each transaction takes every quote waiting
 /// (up to [`QUOTE_BATCH`]) and commits them together, and each caller is
 /// answered only once its quote is committed. Under load, many quotes share
-/// one commit; alone, a quote is written at once.
+/// one commit; alone, a quote is written at once. A batch that loses a lock
+/// race is tried again; one that fails otherwise is written quote by quote,
+/// so a bad quote fails only its own caller.
 async fn write_quotes(pool: ErpPool, mut queue: mpsc::Receiver<PendingQuote>) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -409,14 +423,24 @@ async fn write_quotes(pool: ErpPool, mut queue: mpsc::Receiver<PendingQuote>) {
                 Err(_) => break,
             }
         }
-        let written = insert_quotes(&pool, &batch)
-            .await
-            .map_err(|e| harsha_store::status::error_chain(&e));
-        if let Err(error) = &written {
-            tracing::error!(quotes = batch.len(), %error, "quotes could not be kept");
+        let together = harsha_store::retry::with_retries(harsha_store::is_contention, || {
+            insert_quotes(&pool, &batch)
+        })
+        .await;
+        if together.is_ok() {
+            for pending in batch {
+                let _ = pending.written.send(Ok(()));
+            }
+            continue;
         }
         for pending in batch {
-            let _ = pending.written.send(written.clone());
+            let written = insert_quotes(&pool, std::slice::from_ref(&pending))
+                .await
+                .map_err(|e| harsha_store::status::error_chain(&e));
+            if let Err(error) = &written {
+                tracing::error!(quote = pending.id, %error, "quote could not be kept");
+            }
+            let _ = pending.written.send(written);
         }
     }
 }
@@ -449,7 +473,7 @@ async fn insert_quotes(pool: &ErpPool, batch: &[PendingQuote]) -> Result<(), sql
 #[derive(Debug, Clone)]
 pub struct SqlPricingStore {
     pool: ErpPool,
-    quote_writer: Arc<OnceLock<mpsc::Sender<PendingQuote>>>,
+    quote_writer: Arc<Mutex<Option<mpsc::Sender<PendingQuote>>>>,
 }
 
 impl SqlPricingStore {
@@ -461,13 +485,22 @@ impl SqlPricingStore {
         }
     }
 
-    /// The queue of the quote writer, started on first use.
-    fn quote_writer(&self) -> &mpsc::Sender<PendingQuote> {
-        self.quote_writer.get_or_init(|| {
-            let (sender, queue) = mpsc::channel(4 * QUOTE_BATCH);
-            tokio::spawn(write_quotes(self.pool.clone(), queue));
-            sender
-        })
+    /// The queue of the quote writer, started on first use and again if it
+    /// has stopped.
+    fn quote_writer(&self) -> mpsc::Sender<PendingQuote> {
+        let mut writer = match self.quote_writer.lock() {
+            Ok(writer) => writer,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match writer.as_ref() {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let (sender, queue) = mpsc::channel(4 * QUOTE_BATCH);
+                tokio::spawn(write_quotes(self.pool.clone(), queue));
+                *writer = Some(sender.clone());
+                sender
+            }
+        }
     }
 
     /// Runs `attempt` again while it loses races (see
@@ -492,6 +525,7 @@ impl SqlPricingStore {
             let at = now();
             let mut spec = spec;
             let mut created = at;
+            let mut owner = actor.as_str().to_owned();
             if update {
                 let locked = AssertSqlSafe(format!("{SELECT_RULE}{}", pool.for_update()));
                 let Some(existing) = read_rule!(tx, locked, spec.code.as_str()) else {
@@ -499,13 +533,14 @@ impl SqlPricingStore {
                 };
                 spec.active = existing.spec.active;
                 created = existing.created;
+                owner = sqlx::query_scalar(SELECT_OWNER).bind(spec.code.as_str()).fetch_one(&mut *tx).await?;
                 sqlx::query(DELETE_RULE_ITEMS).bind(spec.code.as_str()).execute(&mut *tx).await?;
                 sqlx::query(DELETE_RULE_TIERS).bind(spec.code.as_str()).execute(&mut *tx).await?;
                 sqlx::query(DELETE_RULE).bind(spec.code.as_str()).execute(&mut *tx).await?;
             } else {
                 spec.active = true;
             }
-            insert_rule!(tx, &spec, created, at, actor);
+            insert_rule!(tx, &spec, created, at, owner.as_str(), actor);
             sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
             let rule = Rule { spec, created, modified: at };
             let event = if update { "pricing.rule.updated" } else { "pricing.rule.created" };
@@ -582,23 +617,25 @@ impl PricingStore for SqlPricingStore {
         let after: Option<(i32, String)> = harsha_store::page::decode_token(page_token)?;
         let priority = after.as_ref().map(|(p, _)| *p);
         let code = after.as_ref().map(|(_, c)| c.as_str());
-        let rows: Vec<RuleRow> = erp_dispatch!(&self.pool, pool => {
-            sqlx::query_as(LIST_RULES)
+        // The page and its rules' items and tiers from one snapshot, so a
+        // rule changed meanwhile reads whole.
+        let (rows, items, tiers): (Vec<RuleRow>, Vec<RuleItemRow>, Vec<RuleTierRow>) = erp_dispatch!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            let mut tx = begin_snapshot!(pool, conn);
+            let rows = sqlx::query_as(LIST_RULES)
                 .bind(i32::from(active_only))
                 .bind(valid_on).bind(valid_on).bind(valid_on)
                 .bind(priority).bind(priority).bind(priority)
                 .bind(code)
                 .bind(i64::from(page_size) + 1)
-                .fetch_all(pool)
-                .await?
+                .fetch_all(&mut *tx)
+                .await?;
+            let items = sqlx::query_as(ALL_RULE_ITEMS).fetch_all(&mut *tx).await?;
+            let tiers = sqlx::query_as(ALL_RULE_TIERS).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            (rows, items, tiers)
         });
         let page = Page::from_rows(rows, page_size, |row| (row.priority, row.name.clone()));
-        let (items, tiers): (Vec<RuleItemRow>, Vec<RuleTierRow>) = erp_dispatch!(&self.pool, pool => {
-            (
-                sqlx::query_as(ALL_RULE_ITEMS).fetch_all(pool).await?,
-                sqlx::query_as(ALL_RULE_TIERS).fetch_all(pool).await?,
-            )
-        });
         page.try_map(|row| row.into_rule(&items, &tiers))
     }
 
@@ -621,9 +658,11 @@ impl PricingStore for SqlPricingStore {
             Vec<(String, Option<String>)>,
             Vec<(String, String, DbDecimal, Option<String>, Option<String>)>,
         );
-        // One connection, one read transaction: a consistent snapshot.
+        let today = Utc::now().date_naive();
+        // One connection, one snapshot.
         let loaded: Loaded = erp_dispatch!(&self.pool, pool => {
-            let mut tx = pool.begin().await?;
+            let mut conn = pool.acquire().await?;
+            let mut tx = begin_snapshot!(pool, conn);
             let loaded = (
                 sqlx::query_as(ACTIVE_RULES).fetch_all(&mut *tx).await?,
                 sqlx::query_as(ALL_RULE_ITEMS).fetch_all(&mut *tx).await?,
@@ -632,16 +671,27 @@ impl PricingStore for SqlPricingStore {
                 sqlx::query_as(ALL_ITEMS).fetch_all(&mut *tx).await?,
                 sqlx::query_as(ALL_GROUPS).fetch_all(&mut *tx).await?,
                 sqlx::query_as(ALL_TERRITORIES).fetch_all(&mut *tx).await?,
-                sqlx::query_as(ALL_PRICES).fetch_all(&mut *tx).await?,
+                sqlx::query_as(ALL_PRICES).bind(today).bind(today).fetch_all(&mut *tx).await?,
             );
             tx.commit().await?;
             loaded
         });
         let (rules, items, tiers, windows, catalogue_items, groups, territories, prices) = loaded;
+        // A rule that no longer reads (edited by hand in the database) is
+        // left out and logged, so that it cannot stop all pricing.
         let rules = rules
             .into_iter()
-            .map(|row| row.into_rule(&items, &tiers).map(|rule| rule.spec))
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|row| {
+                let code = row.name.clone();
+                match row.into_rule(&items, &tiers) {
+                    Ok(rule) => Some(rule.spec),
+                    Err(error) => {
+                        tracing::error!(rule = code, error = %harsha_store::status::error_chain(&error), "pricing rule left out of the cache");
+                        None
+                    }
+                }
+            })
+            .collect();
         let mut festivals = FestivalCalendar::default();
         for (_, festival, start, end) in windows {
             if let Ok(code) = Code::parse(&festival) {
@@ -901,6 +951,12 @@ impl PricingStore for SqlPricingStore {
                     return Ok((quote, applications));
                 }
                 let at = now();
+                if (quote.price_time - quote.created).abs() > chrono::Duration::minutes(WHAT_IF_TOLERANCE_MINUTES) {
+                    return Err(PricingError::FailedPrecondition(format!(
+                        "quote {id} was priced for {} UTC, not for when it was made: a what-if quote cannot be applied",
+                        quote.price_time
+                    )));
+                }
                 if quote.expires_at <= at {
                     return Err(PricingError::FailedPrecondition(format!(
                         "quote {id} expired at {} UTC; quote again",
@@ -909,16 +965,16 @@ impl PricingStore for SqlPricingStore {
                 }
                 let mut applications = Vec::new();
                 for (index, line) in quote.cart.lines.iter().enumerate() {
-                    for applied in &line.applied {
+                    for (rule, discount) in line.rule_discounts() {
                         let application = RuleApplication {
                             id: new_id(),
-                            rule: applied.rule.to_string(),
+                            rule: rule.to_string(),
                             quote: id.to_owned(),
                             line_index: u32::try_from(index).unwrap_or(u32::MAX),
                             item_code: line.item_code.clone(),
                             customer: quote.customer.clone(),
                             order_reference: order_reference.map(str::to_owned),
-                            discount_amount: round_money(applied.line_discount),
+                            discount_amount: discount,
                             currency: quote.cart.currency.clone(),
                             application_date: today,
                         };
