@@ -403,27 +403,25 @@ impl RuleBook {
 
     /// The rules that may apply to `item`, each once, at its most specific.
     fn candidates(&self, item: &str) -> Vec<(usize, Specificity)> {
-        let mut found: HashMap<usize, Specificity> = HashMap::new();
-        let mut add = |index: usize, specificity: Specificity| {
-            let entry = found.entry(index).or_insert(specificity);
-            *entry = (*entry).max(specificity);
-        };
+        let mut found: Vec<(usize, Specificity)> = Vec::new();
         for index in self.by_item.get(item).into_iter().flatten() {
-            add(*index, Specificity::Item);
+            found.push((*index, Specificity::Item));
         }
         for (depth, group) in self.catalogue.groups_of(item).into_iter().enumerate() {
             let nearness = u16::MAX - u16::try_from(depth).unwrap_or(u16::MAX);
             for index in self.by_group.get(group).into_iter().flatten() {
-                add(*index, Specificity::Group { nearness });
+                found.push((*index, Specificity::Group { nearness }));
             }
         }
-        for index in &self.all_items {
-            add(*index, Specificity::AllItems);
-        }
-        let mut found: Vec<(usize, Specificity)> = found.into_iter().collect();
-        // A stable order, so explanations list skipped rules the same way
-        // every time.
-        found.sort_unstable_by_key(|(index, _)| *index);
+        found.extend(
+            self.all_items
+                .iter()
+                .map(|index| (*index, Specificity::AllItems)),
+        );
+        // Each rule once, at its most specific; in rule order, so the
+        // explanation lists skipped rules the same way every time.
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        found.dedup_by_key(|(index, _)| *index);
         found
     }
 
