@@ -83,3 +83,24 @@ macro_rules! record_outbox_event {
             .await
     }};
 }
+
+/// Records a change of `$source` (a service name) in the outbox on `$conn`:
+/// [`record_outbox_event!`](crate::record_outbox_event) with the event built
+/// from its parts. Evaluates to the driver's result.
+#[macro_export]
+macro_rules! record_change {
+    ($conn:expr, $source:expr, $at:expr, $actor:expr, $entity_type:expr, $entity_name:expr, $event_type:expr, $payload:expr) => {
+        $crate::record_outbox_event!(
+            $conn,
+            $crate::outbox::OutboxEvent::new(
+                $source,
+                $at,
+                $actor.as_str(),
+                $entity_type,
+                $entity_name,
+                $event_type,
+                $payload
+            )
+        )
+    };
+}

@@ -8,7 +8,7 @@
 //! that up inside the database.
 
 use chrono::{NaiveDate, NaiveDateTime, SubsecRound, Utc};
-use harsha_store::{ErpDialect, ErpPool, erp_dispatch, outbox::OutboxEvent, page::Page};
+use harsha_store::{ErpDialect, ErpPool, erp_dispatch, page::Page};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -207,18 +207,16 @@ pub const TERRITORIES_AS_OF: &str = concat!(
 
 /// Writes one outbox event inside the open transaction `$tx`.
 macro_rules! record_event {
-    ($tx:expr, $now:expr, $actor:expr, $entity_type:expr, $entity_name:expr, $event_type:expr, $payload:expr) => {
-        harsha_store::record_outbox_event!(
+    ($tx:expr, $at:expr, $actor:expr, $entity_type:expr, $entity_name:expr, $event_type:expr, $payload:expr) => {
+        harsha_store::record_change!(
             $tx,
-            OutboxEvent::new(
-                SOURCE_SERVICE,
-                $now,
-                $actor.as_str(),
-                $entity_type,
-                $entity_name,
-                $event_type,
-                $payload
-            )
+            SOURCE_SERVICE,
+            $at,
+            $actor,
+            $entity_type,
+            $entity_name,
+            $event_type,
+            $payload
         )
     };
 }

@@ -16,10 +16,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, NaiveDateTime, SubsecRound, Utc};
-use harsha_store::{
-    DbDecimal, ErpDialect, ErpPool, erp_dispatch, outbox::OutboxEvent, page::Page,
-    record_outbox_event,
-};
+use harsha_store::{DbDecimal, ErpDialect, ErpPool, erp_dispatch, page::Page};
 use rust_decimal::Decimal;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -262,17 +259,15 @@ const STOCK_GROUPS: &str = "SELECT `warehouse`, `status`, `expiry_date`, SUM(`av
 /// Writes one outbox event inside the open transaction `$tx`.
 macro_rules! record_event {
     ($tx:expr, $at:expr, $actor:expr, $entity_type:expr, $entity_name:expr, $event_type:expr, $payload:expr) => {
-        record_outbox_event!(
+        harsha_store::record_change!(
             $tx,
-            OutboxEvent::new(
-                SOURCE_SERVICE,
-                $at,
-                $actor.as_str(),
-                $entity_type,
-                $entity_name,
-                $event_type,
-                $payload
-            )
+            SOURCE_SERVICE,
+            $at,
+            $actor,
+            $entity_type,
+            $entity_name,
+            $event_type,
+            $payload
         )
     };
 }

@@ -13,10 +13,7 @@ use std::{
 };
 
 use chrono::{NaiveDate, NaiveDateTime, SubsecRound, Utc};
-use harsha_store::{
-    DbDecimal, ErpDialect, ErpPool, begin_snapshot, erp_dispatch, outbox::OutboxEvent, page::Page,
-    record_outbox_event,
-};
+use harsha_store::{DbDecimal, ErpDialect, ErpPool, begin_snapshot, erp_dispatch, page::Page};
 use rust_decimal::Decimal;
 use sqlx::AssertSqlSafe;
 use tokio::sync::{mpsc, oneshot};
@@ -160,17 +157,15 @@ pub const RULE_EFFECTIVENESS: &str = "SELECT `rule`, COUNT(*), SUM(`discount_amo
 /// Writes one outbox event inside the open transaction `$tx`.
 macro_rules! record_event {
     ($tx:expr, $at:expr, $actor:expr, $entity_type:expr, $entity_name:expr, $event_type:expr, $payload:expr) => {
-        record_outbox_event!(
+        harsha_store::record_change!(
             $tx,
-            OutboxEvent::new(
-                SOURCE_SERVICE,
-                $at,
-                $actor.as_str(),
-                $entity_type,
-                $entity_name,
-                $event_type,
-                $payload
-            )
+            SOURCE_SERVICE,
+            $at,
+            $actor,
+            $entity_type,
+            $entity_name,
+            $event_type,
+            $payload
         )
     };
 }
