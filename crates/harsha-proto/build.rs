@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = manifest_dir.join("../../proto");
     let mut files = Vec::new();
     collect_protos(&proto_root.join("harsha"), &mut files)?;
+    // The error detail messages the services send, so reflection describes
+    // them too.
+    files.push(proto_root.join("google/rpc/error_details.proto"));
     files.sort();
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for file in &files {

@@ -24,7 +24,8 @@ SERVICES = ["customer", "inventory", "pricing", "auth", "sync"]
 def _generate_stubs() -> Path:
     out = Path(tempfile.mkdtemp(prefix="harsha-stubs-"))
     proto = ROOT / "proto"
-    files = [str(p.relative_to(proto)) for p in proto.rglob("*.proto")]
+    # google/rpc comes from googleapis-common-protos (grpc_status uses it).
+    files = [str(p.relative_to(proto)) for p in proto.rglob("*.proto") if "google/rpc" not in p.as_posix()]
     include = Path(protoc.__file__).parent / "_proto"
     code = protoc.main(
         ["protoc", f"-I{proto}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", *files]

@@ -39,6 +39,19 @@ def test_grpcurl_lists_and_calls_without_proto_files(mesh):
     assert json.loads(reply)["segment"]["segmentName"] == "Retail shops"
 
 
+def test_grpcurl_decodes_error_details(mesh):
+    failed = subprocess.run(
+        [grpcurl(), "-plaintext", "-d", '{"item_code": "KAJU-KATLI", "qty": {"value": "-1"}}', mesh.address("inventory"),
+         "harsha.inventory.v1.InventoryService/AllocateStock"],
+        capture_output=True, text=True,
+    )
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "InvalidArgument" in output
+    assert "google.rpc.BadRequest" in output and '"field":"qty"' in output.replace(" ", "")
+    assert "is not recognized" not in output, "reflection describes google.rpc details"
+
+
 def test_every_service_is_healthy_under_its_own_name(mesh):
     for service in SERVICES:
         name = f"harsha.{service}.v1.{service.capitalize()}Service"

@@ -13,7 +13,7 @@ const MAX_NAME: usize = 140;
 /// A code (segment, price tier, pricing rule, festival, channel): 1 to 140
 /// characters of `A-Z`, `0-9`, `-` and `_`. Lower-case letters are accepted and upper-cased, so `retail`
 /// and `RETAIL` are one code.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Code(String);
 
@@ -36,6 +36,14 @@ impl Code {
     /// The code.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Shown as the quoted text, as a `String` would be, so messages read
+/// `"CUST-0001" not found`.
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 

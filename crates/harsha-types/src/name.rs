@@ -32,7 +32,7 @@ pub fn check_text(value: &str, max: usize, what: &str) -> Result<(), ValueError>
 /// The `name` of an ERPNext document (a customer, item, warehouse or
 /// territory): 1 to 140 characters, no control characters, no surrounding
 /// spaces.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DocName(String);
 
@@ -51,6 +51,14 @@ impl DocName {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Shown as the quoted text, as a `String` would be, so messages read
+/// `"CUST-0001" not found`.
+impl fmt::Debug for DocName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
