@@ -61,6 +61,16 @@ pub enum ErpPool {
     Sqlite(sqlx::Pool<Sqlite>),
 }
 
+/// A pool for the `gateway` and `sync` roles: PostgreSQL in production,
+/// SQLite embedded.
+#[derive(Debug, Clone)]
+pub enum PgPool {
+    /// PostgreSQL.
+    Postgres(sqlx::Pool<Postgres>),
+    /// SQLite.
+    Sqlite(sqlx::Pool<Sqlite>),
+}
+
 /// A role's database: its pool and what it is for.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -157,7 +167,19 @@ impl Database {
         &self.pool
     }
 
-    /// The pool as an `erp` pool.
+    /// The pool of a `gateway` or `sync` database.
+    pub fn pg_pool(&self) -> Result<PgPool, StoreError> {
+        match &self.pool {
+            Pool::Postgres(pool) => Ok(PgPool::Postgres(pool.clone())),
+            Pool::Sqlite(pool) => Ok(PgPool::Sqlite(pool.clone())),
+            Pool::MySql(_) => Err(StoreError::EngineNotSupported {
+                role: self.role,
+                engine: Engine::MySql,
+            }),
+        }
+    }
+
+    /// The pool of an `erp` database.
     pub fn erp_pool(&self) -> Result<ErpPool, StoreError> {
         match &self.pool {
             Pool::MySql(pool) => Ok(ErpPool::MySql(pool.clone())),

@@ -1,9 +1,9 @@
-//! The SQL that differs between the `erp` role's engines, kept in one place:
+//! The SQL that differs between each role's engines, kept in one place:
 //! how a write transaction starts and how a row is locked for the rest of
 //! it. Everything else in the stores is written once, in SQL both MariaDB
 //! and SQLite accept (backtick-quoted identifiers, `?` placeholders).
 
-use sqlx::{MySql, Pool, Sqlite, Transaction};
+use sqlx::{MySql, Pool, Postgres, Sqlite, Transaction};
 
 /// Engine-specific SQL for the `erp` role.
 #[allow(async_fn_in_trait)]
@@ -82,5 +82,45 @@ impl ErpDialect for Pool<Sqlite> {
 
     fn snapshot_begin(&self) -> &'static str {
         "BEGIN"
+    }
+}
+
+/// Engine-specific SQL for the `gateway` and `sync` roles (PostgreSQL or
+/// SQLite). Their SQL is written once with `$1, $2, …` placeholders, which
+/// both engines accept.
+#[allow(async_fn_in_trait)]
+pub trait PgDialect {
+    /// The sqlx database type.
+    type Db: sqlx::Database;
+
+    /// Starts a transaction that will write (`BEGIN IMMEDIATE` on SQLite).
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+
+    /// The suffix that locks the rows a `SELECT` reads until commit:
+    /// `FOR UPDATE` on PostgreSQL, nothing on SQLite.
+    fn for_update(&self) -> &'static str;
+}
+
+impl PgDialect for Pool<Postgres> {
+    type Db = Postgres;
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+
+    fn for_update(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+}
+
+impl PgDialect for Pool<Sqlite> {
+    type Db = Sqlite;
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    fn for_update(&self) -> &'static str {
+        ""
     }
 }

@@ -19,9 +19,9 @@ pub mod retry;
 mod role;
 pub mod status;
 
-pub use database::{Database, ErpPool, Pool, PoolSettings};
+pub use database::{Database, ErpPool, PgPool, Pool, PoolSettings};
 pub use decimal::DbDecimal;
-pub use dialect::ErpDialect;
+pub use dialect::{ErpDialect, PgDialect};
 pub use error::{StoreError, is_contention};
 pub use role::{Engine, Role};
 
@@ -40,6 +40,19 @@ macro_rules! begin_snapshot {
         $crate::sqlx::Connection::begin_with(&mut *$conn, $crate::ErpDialect::snapshot_begin($pool))
             .await?
     }};
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool inside a
+/// [`PgPool`] (PostgreSQL or SQLite), once per engine, like
+/// [`erp_dispatch!`].
+#[macro_export]
+macro_rules! pg_dispatch {
+    ($pg:expr, $pool:ident => $body:expr) => {
+        match $pg {
+            $crate::PgPool::Postgres($pool) => $body,
+            $crate::PgPool::Sqlite($pool) => $body,
+        }
+    };
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool inside an

@@ -13,6 +13,30 @@
 pub mod bench;
 pub mod fixtures;
 
+/// Like [`on_every_engine!`] for the `gateway` and `sync` roles: `mod
+/// sqlite` and `mod postgres`, each scenario an `async fn(Engine)`.
+#[macro_export]
+macro_rules! on_sqlite_and_postgres {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(harsha_store::Engine::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(harsha_store::Engine::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Makes one test per engine of each scenario: `mod sqlite` and `mod
 /// mariadb`, each with a `#[tokio::test]` per scenario that calls
 /// `super::<scenario>(engine).await`. A scenario is an `async fn(Engine)`.

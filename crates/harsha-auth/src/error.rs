@@ -1,0 +1,57 @@
+//! The Auth service's error type; `grpc` (to come) maps it to statuses in
+//! one place.
+
+use harsha_store::StoreError;
+
+/// Why an Auth operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A request field is invalid.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The request field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Unknown user or wrong password: the same answer for both.
+    #[error("the user name or password is not right")]
+    InvalidCredentials,
+    /// Too many failed logins: the account is locked for a while.
+    #[error("the account is locked; try again later")]
+    Locked,
+    /// A token is missing, malformed, forged, expired, revoked or reused.
+    #[error("the token is not valid")]
+    InvalidToken,
+    /// The account is disabled.
+    #[error("the account is disabled")]
+    Disabled,
+    /// No such user.
+    #[error("user {0:?} not found")]
+    UserNotFound(String),
+    /// The user name or email is taken.
+    #[error("{0} is already taken")]
+    Taken(&'static str),
+    /// Hashing failed.
+    #[error(transparent)]
+    Hash(#[from] crate::domain::HashError),
+    /// The database failed.
+    #[error("auth storage failed")]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// An invalid-argument error for `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::Sql(error))
+    }
+}
