@@ -101,16 +101,26 @@ impl PasswordHasher {
         Self::new(cores)
     }
 
-    /// The PHC string of `password`.
-    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
+    /// Runs `work` on the blocking pool once a hashing slot is free.
+    async fn limited<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Argon2<'static>) -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| HashError(e.to_string()))?;
         let argon2 = self.argon2.clone();
+        tokio::task::spawn_blocking(move || work(&argon2))
+            .await
+            .map_err(|e| HashError(e.to_string()))?
+    }
+
+    /// The PHC string of `password`.
+    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let secret = password.0.clone();
-        tokio::task::spawn_blocking(move || {
+        self.limited(move |argon2| {
             let salt = SaltString::generate(&mut OsRng);
             argon2
                 .hash_password(secret.as_bytes(), &salt)
@@ -118,28 +128,20 @@ impl PasswordHasher {
                 .map_err(|e| HashError(e.to_string()))
         })
         .await
-        .map_err(|e| HashError(e.to_string()))?
     }
 
     /// Whether `password` matches `hash`. With `None` (no such user), a
     /// hash of the same cost is still checked, so that the answer takes the
     /// same time either way.
     pub async fn verify(&self, hash: Option<&str>, password: &Password) -> Result<bool, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
-        let argon2 = self.argon2.clone();
         let known = hash.is_some();
         let hash = hash.map_or_else(|| self.dummy.to_string(), str::to_owned);
         let secret = password.0.clone();
-        tokio::task::spawn_blocking(move || {
+        self.limited(move |argon2| {
             let parsed = PasswordHash::new(&hash).map_err(|e| HashError(e.to_string()))?;
             Ok(argon2.verify_password(secret.as_bytes(), &parsed).is_ok() && known)
         })
         .await
-        .map_err(|e| HashError(e.to_string()))?
     }
 }
 
