@@ -82,6 +82,16 @@ class Mesh:
         self.process = process
         self.ports = ports
         self.data_dir = data_dir
+        self.banner: list[str] = []
+        # Secrets the tests sent or received; none may appear in the output.
+        self.secrets: set[str] = set()
+
+    def admin_password(self) -> str:
+        """The first admin's password, printed once by `harsha up`."""
+        for line in self.banner:
+            if line.strip().startswith("password:"):
+                return line.split(":", 1)[1].strip()
+        raise AssertionError("harsha up printed no first-admin password:\n" + "".join(self.banner))
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
@@ -124,6 +134,12 @@ def start_mesh(data_dir: Path) -> Mesh:
         text=True,
     )
     mesh = Mesh(process, ports, data_dir)
+    # The banner (with the first admin's password) ends with the "Try:" line.
+    assert process.stdout is not None
+    for line in process.stdout:
+        mesh.banner.append(line)
+        if line.startswith("Try:"):
+            break
     _wait_serving(mesh)
     return mesh
 
@@ -142,8 +158,11 @@ def mesh(tmp_path_factory):
     running = start_mesh(tmp_path_factory.mktemp("harsha-data"))
     yield running
     code = stop_mesh(running)
-    output = running.process.stdout.read() if running.process.stdout else ""
+    output = "".join(running.banner) + (running.process.stdout.read() if running.process.stdout else "")
     assert code == 0, f"harsha up exited with {code} after SIGTERM:\n{output}"
+    logged = output.replace("".join(running.banner), "", 1)
+    leaked = [secret for secret in running.secrets if secret in logged]
+    assert not leaked, f"secrets in the logs: {leaked}"
 
 
 @pytest.fixture(scope="session")

@@ -7,28 +7,15 @@ import uuid
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from harsha.customer.v1 import customer_pb2 as pb
 from google.type import date_pb2
+from wire import violations
 
 
 def day(text: str) -> date_pb2.Date:
     year, month, dom = (int(part) for part in text.split("-"))
     return date_pb2.Date(year=year, month=month, day=dom)
-
-
-def violations(error: grpc.RpcError) -> dict:
-    status = rpc_status.from_call(error)
-    assert status is not None, "INVALID_ARGUMENT carries google.rpc.Status details"
-    fields = {}
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            for violation in bad_request.field_violations:
-                fields[violation.field] = violation.description
-    return fields
 
 
 def unique_code(prefix: str) -> str:

@@ -13,10 +13,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from google.type import date_pb2
-from grpc_status import rpc_status
 
 from harsha.inventory.v1 import inventory_pb2 as pb
-from harsha.type.v1 import decimal_pb2
+from wire import dec, details, violations
 
 
 def today() -> datetime.date:
@@ -28,28 +27,8 @@ def day(offset: int) -> date_pb2.Date:
     return date_pb2.Date(year=d.year, month=d.month, day=d.day)
 
 
-def dec(value: str) -> decimal_pb2.Decimal:
-    return decimal_pb2.Decimal(value=value)
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}".upper()
-
-
-def details(error: grpc.RpcError) -> list:
-    status = rpc_status.from_call(error)
-    assert status is not None, "errors carry google.rpc.Status details"
-    return list(status.details)
-
-
-def violations(error: grpc.RpcError) -> dict:
-    fields = {}
-    for detail in details(error):
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            for violation in bad_request.field_violations:
-                fields[violation.field] = violation.description
-    return fields
 
 
 def receive(stub, item: str, warehouse: str, expires_in: int, qty: str, **extra) -> pb.Batch:

@@ -10,34 +10,16 @@ import uuid
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from google.rpc import error_details_pb2
 from google.type import date_pb2
-from grpc_status import rpc_status
 
 from harsha.pricing.v1 import pricing_pb2 as pb
-from harsha.type.v1 import decimal_pb2
-
-
-def dec(value: str) -> decimal_pb2.Decimal:
-    return decimal_pb2.Decimal(value=value)
+from wire import dec, violations
 
 
 def at(text: str) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(datetime.datetime.fromisoformat(text))
     return stamp
-
-
-def violations(error: grpc.RpcError) -> dict:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    fields = {}
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            for violation in bad_request.field_violations:
-                fields[violation.field] = violation.description
-    return fields
 
 
 # Noon in Kolkata on 2 December 2026: no evening window, no festival.

@@ -1,5 +1,4 @@
-//! The Auth service's error type; `grpc` (to come) maps it to statuses in
-//! one place.
+//! The Auth service's error type; `grpc` maps it to statuses in one place.
 
 use harsha_store::StoreError;
 
@@ -23,6 +22,15 @@ pub enum AuthError {
     /// A token is missing, malformed, forged, expired, revoked or reused.
     #[error("the token is not valid")]
     InvalidToken,
+    /// The call needs an access token and none was presented.
+    #[error("this call needs an access token (authorization: Bearer <token>)")]
+    MissingToken,
+    /// The caller's token lacks what the call needs.
+    #[error("this call needs the {0} scope")]
+    PermissionDenied(&'static str),
+    /// The database is not connected yet.
+    #[error("the auth service is starting; retry shortly")]
+    NotReady,
     /// The account is disabled.
     #[error("the account is disabled")]
     Disabled,

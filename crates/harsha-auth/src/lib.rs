@@ -1,17 +1,21 @@
-//! The Auth service of Harsha Mesh (under construction): the gateway
-//! database's schema (users, refresh tokens, revocations, signing keys, API
-//! keys, rate-limit plans and tracking), API users with Argon2id passwords,
-//! roles and the scopes they grant, login checking with lockout, and tokens
-//! (Ed25519-signed access JWTs with key rotation and a JWKS, rotating
-//! refresh tokens with reuse detection, revocation by token id).
+//! The Auth service of Harsha Mesh: the gateway database's schema (users,
+//! refresh tokens, revocations, signing keys, API keys, rate-limit plans
+//! and tracking), API users with Argon2id passwords, roles and the scopes
+//! they grant, login checking with lockout, tokens (Ed25519-signed access
+//! JWTs with key rotation and a JWKS, rotating refresh tokens with reuse
+//! detection, revocation by token id, user or family) and the gRPC server.
 //!
-//! API keys, rate-limit plans beyond their table, the RBAC layer and the
-//! gRPC server are not built yet.
+//! API keys, rate-limit plans beyond their table and the RBAC layer are
+//! not built yet.
 
+pub mod accounts;
 pub mod domain;
 mod error;
+pub mod grpc;
 pub mod login;
 pub mod store;
 pub mod tokens;
 
+pub use accounts::{Accounts, AuthSettings};
 pub use error::AuthError;
+pub use grpc::AuthGrpc;

@@ -33,7 +33,12 @@ use uuid::Uuid;
 use crate::{
     AuthError,
     domain::{Role, scopes_of},
-    store::{User, UserStatus, UserStore},
+    store::{
+        User, UserStatus, UserStore,
+        revocation::{
+            ACCESS_OF_FAMILY, ACCESS_OF_USER, REFRESH_OF_FAMILY, REFRESH_OF_USER, revoke,
+        },
+    },
 };
 
 /// Token lifetimes and the names tokens carry.
@@ -312,25 +317,7 @@ impl TokenService {
             }
             if retired_at.is_some() {
                 // Used twice: whoever holds the family's tokens loses them.
-                sqlx::query(
-                    "UPDATE jwt_tokens SET revoked_at = $1, revoked_reason = 'refresh token reused' \
-                     WHERE family_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&family)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO revoked_access_tokens (jti, user_id, expires_at, revoked_at, reason) \
-                     SELECT access_jti, user_id, $1, $2, 'refresh token reused' FROM jwt_tokens \
-                     WHERE family_id = $3 AND access_jti IS NOT NULL \
-                     AND access_jti NOT IN (SELECT jti FROM revoked_access_tokens)",
-                )
-                .bind(now + self.settings.access_ttl)
-                .bind(now)
-                .bind(&family)
-                .execute(&mut *tx)
-                .await?;
+                revoke!(tx, REFRESH_OF_FAMILY, ACCESS_OF_FAMILY, &family, "refresh token reused", now, self.settings.access_ttl);
                 tx.commit().await?;
                 return Err(AuthError::InvalidToken);
             }
@@ -364,6 +351,46 @@ impl TokenService {
             tx.commit().await?;
             Ok(TokenPair { access_token, claims, refresh_token, refresh_expires_at })
         })
+    }
+
+    /// Ends the session a refresh token belongs to: its whole family, and
+    /// the access tokens issued in it. An unknown token is `InvalidToken`;
+    /// logging out twice is not an error.
+    pub async fn logout(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<(), AuthError> {
+        let hashed = hash_refresh(refresh_token);
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let family: Option<String> = sqlx::query_scalar("SELECT family_id FROM jwt_tokens WHERE token_hash = $1")
+                .bind(&hashed)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let family = family.ok_or(AuthError::InvalidToken)?;
+            revoke!(tx, REFRESH_OF_FAMILY, ACCESS_OF_FAMILY, &family, "logged out", now, self.settings.access_ttl);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Ends every session of a user; returns how many refresh tokens were
+    /// revoked.
+    pub async fn revoke_user(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, AuthError> {
+        let revoked = pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let revoked = revoke!(tx, REFRESH_OF_USER, ACCESS_OF_USER, user_id, reason, now, self.settings.access_ttl);
+            tx.commit().await?;
+            revoked
+        });
+        Ok(revoked)
+    }
+
+    /// The settings tokens are issued with.
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
     }
 
     /// Revokes an access token by its id until it would have expired.

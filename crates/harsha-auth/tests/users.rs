@@ -229,7 +229,12 @@ async fn disabled_users_cannot_log_in(engine: Engine) {
     let id = f.user("kiran").await;
     let user = f
         .store
-        .set_status(&id, UserStatus::Disabled, Utc::now())
+        .set_status(
+            &id,
+            UserStatus::Disabled,
+            Utc::now(),
+            chrono::Duration::minutes(15),
+        )
         .await
         .unwrap();
     assert_eq!(user.status, UserStatus::Disabled);
@@ -262,7 +267,10 @@ async fn a_new_password_revokes_refresh_tokens(engine: Engine) {
         .hash(&Password::new("mysore pak for everyone").unwrap())
         .await
         .unwrap();
-    f.store.set_password(&id, &new_hash, now).await.unwrap();
+    f.store
+        .set_password(&id, &new_hash, now, chrono::Duration::minutes(15))
+        .await
+        .unwrap();
     let revoked: Option<String> = pg_dispatch!(&pool, pool => {
         sqlx::query_scalar("SELECT revoked_reason FROM jwt_tokens WHERE id = 't1'").fetch_one(pool).await.unwrap()
     });

@@ -3,7 +3,9 @@
 //! * `harsha up [--demo]` — every service in one process on SQLite files
 //!   under `data_dir`, each on its own loopback port;
 //! * `harsha serve <service>` — one service, on its configured database;
-//! * `harsha migrate [--role R]` — apply pending migrations and exit.
+//! * `harsha migrate [--role R]` — apply pending migrations and exit;
+//! * `harsha admin create-user …` — create a user on the gateway database
+//!   and print their generated password once.
 //!
 //! Settings come from `config/harsha.toml` (built in), `--config FILE` and
 //! `HARSHA__…` variables. SIGINT or SIGTERM stops accepting calls, lets
@@ -69,6 +71,29 @@ enum Command {
         #[arg(long)]
         role: Option<Role>,
     },
+    /// Operator tasks on the configured gateway database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a user with a generated password, printed once.
+    CreateUser {
+        /// The login name.
+        #[arg(long)]
+        username: String,
+        /// The email address.
+        #[arg(long)]
+        email: String,
+        /// A role (repeatable): admin, sales, warehouse, pricing-manager,
+        /// storefront, viewer.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The rate-limit plan (standard, partner, internal).
+        #[arg(long, default_value = harsha_auth::accounts::DEFAULT_PLAN)]
+        plan: String,
+    },
 }
 
 #[tokio::main]
@@ -80,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Up { demo, data_dir } => up(settings, demo, data_dir).await,
         Command::Serve { service, listen } => serve(settings, service, listen).await,
         Command::Migrate { role } => migrate(settings, role).await,
+        Command::Admin(command) => admin(settings, command).await,
     }
 }
 
@@ -170,6 +196,7 @@ fn service_config(settings: &Settings) -> anyhow::Result<server::ServiceConfig> 
         inventory,
         inventory_jobs,
         pricing: settings.pricing()?,
+        auth: settings.auth()?,
     })
 }
 
@@ -211,6 +238,15 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             .await
             .context("loading pricing demo data")?;
         tracing::info!(loaded, loaded_inventory, loaded_pricing, "demo data");
+    }
+    let accounts =
+        harsha_auth::Accounts::new(database_for(Role::Gateway)?.pg_pool()?, config.auth.clone())?;
+    if let Some((admin, password)) = accounts.ensure_first_admin().await? {
+        println!(
+            "First admin created; its password is shown only now (change it with ChangePassword):"
+        );
+        println!("  user:     {}", admin.username);
+        println!("  password: {}", password.reveal());
     }
 
     let shutdown = CancellationToken::new();
@@ -284,6 +320,43 @@ async fn serve(
         Duration::from_secs(settings.shutdown_grace_seconds),
     )
     .await
+}
+
+async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> {
+    let database = server::connect(
+        Role::Gateway,
+        settings.databases.url(Role::Gateway),
+        settings.migrate_on_start,
+        &settings.pool,
+    )
+    .await?;
+    let accounts = harsha_auth::Accounts::new(database.pg_pool()?, settings.auth()?)?;
+    let result = match command {
+        AdminCommand::CreateUser {
+            username,
+            email,
+            roles,
+            plan,
+        } => {
+            let password = harsha_auth::domain::Password::generate();
+            let created = accounts
+                .create_user(harsha_auth::accounts::UserRequest {
+                    username,
+                    email,
+                    password: password.reveal().to_owned(),
+                    roles,
+                    plan,
+                })
+                .await;
+            created.map(|user| {
+                println!("created user {} ({})", user.username, user.id);
+                println!("  password: {}", password.reveal());
+                println!("  (shown only now)");
+            })
+        }
+    };
+    database.close().await;
+    result.map_err(|error| anyhow::anyhow!("{error}"))
 }
 
 async fn migrate(settings: Settings, only: Option<Role>) -> anyhow::Result<()> {

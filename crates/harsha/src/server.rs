@@ -12,15 +12,13 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use harsha_auth::{Accounts, AuthGrpc, AuthSettings};
 use harsha_customer::{CustomerGrpc, SqlCustomerStore};
 use harsha_inventory::{InventoryConfig, InventoryGrpc, SqlInventoryStore, jobs::JobSchedule};
 use harsha_pricing::{
     PricingGrpc, SqlPricingStore, cache::RuleCache, profiles::GrpcCustomerProfiles,
 };
-use harsha_proto::harsha::{
-    auth::v1::auth_service_server::{AuthService, AuthServiceServer},
-    sync::v1::sync_service_server::{SyncService, SyncServiceServer},
-};
+use harsha_proto::harsha::sync::v1::sync_service_server::{SyncService, SyncServiceServer};
 use harsha_store::{Database, PoolSettings, Role};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -124,7 +122,6 @@ pub enum DatabaseSource {
 #[derive(Debug, Clone, Copy)]
 struct ContractOnly;
 
-impl AuthService for ContractOnly {}
 impl SyncService for ContractOnly {}
 
 /// What the services are configured with, beyond their database.
@@ -138,6 +135,8 @@ pub struct ServiceConfig {
     pub inventory_jobs: JobSchedule,
     /// The Pricing service's runtime settings.
     pub pricing: crate::settings::PricingRuntime,
+    /// The Auth service's settings.
+    pub auth: AuthSettings,
 }
 
 /// Where a service's store goes once its database is ready.
@@ -148,6 +147,8 @@ enum StoreHandOff {
     Inventory(harsha_inventory::grpc::StoreSlot),
     /// The Pricing service's slot; its rule cache is loaded into it.
     Pricing(harsha_pricing::grpc::ReadySlot),
+    /// The Auth service's slot.
+    Auth(harsha_auth::grpc::AccountsSlot),
     /// A service with no store yet.
     Nothing,
 }
@@ -219,10 +220,14 @@ pub async fn run(
                 StoreHandOff::Pricing(slot),
             )
         }
-        ServiceKind::Auth => (
-            router.add_service(AuthServiceServer::new(ContractOnly)),
-            StoreHandOff::Nothing,
-        ),
+        ServiceKind::Auth => {
+            let slot = harsha_auth::grpc::AccountsSlot::default();
+            let service = AuthGrpc::new(Arc::clone(&slot));
+            (
+                router.add_service(service.into_server()),
+                StoreHandOff::Auth(slot),
+            )
+        }
         ServiceKind::Sync => (
             router.add_service(SyncServiceServer::new(ContractOnly)),
             StoreHandOff::Nothing,
@@ -336,6 +341,25 @@ async fn become_ready(
                 shutdown.clone(),
             ));
             let _ = slot.set(harsha_pricing::grpc::Ready { store, cache });
+        }
+        StoreHandOff::Auth(slot) => {
+            let accounts = database
+                .pg_pool()
+                .map_err(anyhow::Error::from)
+                .and_then(|pool| Ok(Accounts::new(pool, config.auth.clone())?));
+            match accounts {
+                Ok(accounts) => {
+                    let _ = slot.set(accounts);
+                }
+                Err(error) => {
+                    tracing::error!(
+                        service = kind.name(),
+                        error = format!("{error:#}"),
+                        "unusable database"
+                    );
+                    return;
+                }
+            }
         }
         StoreHandOff::Nothing => {}
     }

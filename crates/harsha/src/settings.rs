@@ -34,6 +34,19 @@ pub struct Settings {
     pub inventory: InventorySettings,
     /// Pricing service behaviour.
     pub pricing: PricingSettings,
+    pub auth: AuthFileSettings,
+}
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthFileSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_seconds: i64,
+    pub refresh_token_days: i64,
+    pub lockout_failures: u32,
+    pub lockout_window_seconds: i64,
+    pub lockout_seconds: i64,
 }
 
 /// The Pricing service's settings.
@@ -244,6 +257,37 @@ impl Settings {
     }
 
     /// The SQLite URL of a role's file under `data_dir`.
+    pub fn auth(&self) -> anyhow::Result<harsha_auth::AuthSettings> {
+        let auth = &self.auth;
+        anyhow::ensure!(
+            auth.access_token_seconds > 0 && auth.refresh_token_days > 0,
+            "auth.access_token_seconds and auth.refresh_token_days must be positive"
+        );
+        anyhow::ensure!(
+            auth.lockout_failures > 0
+                && auth.lockout_window_seconds > 0
+                && auth.lockout_seconds > 0,
+            "auth.lockout_failures, auth.lockout_window_seconds and auth.lockout_seconds must be positive"
+        );
+        anyhow::ensure!(
+            !auth.issuer.trim().is_empty() && !auth.audience.trim().is_empty(),
+            "auth.issuer and auth.audience must not be empty"
+        );
+        Ok(harsha_auth::AuthSettings {
+            tokens: harsha_auth::tokens::TokenSettings {
+                issuer: auth.issuer.clone(),
+                audience: auth.audience.clone(),
+                access_ttl: chrono::Duration::seconds(auth.access_token_seconds),
+                refresh_ttl: chrono::Duration::days(auth.refresh_token_days),
+            },
+            lockout: harsha_auth::domain::LockoutPolicy {
+                max_failures: auth.lockout_failures,
+                window: chrono::Duration::seconds(auth.lockout_window_seconds),
+                lock_for: chrono::Duration::seconds(auth.lockout_seconds),
+            },
+        })
+    }
+
     pub fn embedded_url(&self, role: Role) -> String {
         format!(
             "sqlite://{}/{}.sqlite",
@@ -270,6 +314,9 @@ mod tests {
         let pricing = settings.pricing().unwrap();
         assert_eq!(pricing.customer_endpoint, "http://127.0.0.1:50051");
         assert_eq!(pricing.cache_poll.as_millis(), 250);
+        let auth = settings.auth().unwrap();
+        assert_eq!(auth.tokens.access_ttl, chrono::Duration::minutes(15));
+        assert_eq!(auth.lockout.max_failures, 5);
     }
 
     #[test]

@@ -48,6 +48,21 @@ impl Password {
         Ok(Self(value.to_owned()))
     }
 
+    /// A random password of 24 characters (144 bits), for accounts made by
+    /// operators and the first admin.
+    pub fn generate() -> Self {
+        use argon2::password_hash::rand_core::RngCore;
+        use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+        let mut bytes = [0u8; 18];
+        OsRng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The password itself, to show once to whoever it was made for.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+
     /// A password as typed at login, not checked against the policy (an
     /// old password may predate it); bounded in length only.
     pub fn attempt(value: &str) -> Result<Self, ValueError> {

@@ -2,10 +2,12 @@
 //! database (PostgreSQL, or SQLite embedded): the [`UserStore`] trait and
 //! [`SqlUserStore`], SQL written once with `$n` placeholders.
 
+pub(crate) mod revocation;
 mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use harsha_store::page::Page;
 use serde::Serialize;
 
 pub use sql::SqlUserStore;
@@ -74,6 +76,17 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// A new email address.
+    pub email: Option<Email>,
+    /// New roles, replacing the old.
+    pub roles: Option<Vec<Role>>,
+    /// A new rate-limit plan.
+    pub plan: Option<String>,
+}
+
 /// Where users are kept.
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
@@ -81,6 +94,17 @@ pub trait UserStore: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser) -> Result<User, AuthError>;
     /// A user by id.
     async fn user(&self, id: &str) -> Result<User, AuthError>;
+    /// Users in user-name order, a page at a time.
+    async fn list_users(&self, page_size: u32, page_token: &str) -> Result<Page<User>, AuthError>;
+    /// Whether any user exists (a new database has none).
+    async fn has_users(&self) -> Result<bool, AuthError>;
+    /// Changes a user's email, roles or plan.
+    async fn update_user(
+        &self,
+        user_id: &str,
+        patch: UserPatch,
+        now: DateTime<Utc>,
+    ) -> Result<User, AuthError>;
     /// A user and their password hash, by login name.
     async fn user_for_login(
         &self,
@@ -96,19 +120,23 @@ pub trait UserStore: Send + Sync + 'static {
     ) -> Result<Failures, AuthError>;
     /// Records a successful login: clears failures.
     async fn record_success(&self, user_id: &str, now: DateTime<Utc>) -> Result<(), AuthError>;
-    /// Sets a new password hash; the user's refresh tokens are revoked in
+    /// Sets a new password hash; the user's refresh tokens, and the access
+    /// tokens (of lifetime `access_ttl`) issued with them, are revoked in
     /// the same transaction.
     async fn set_password(
         &self,
         user_id: &str,
         hash: &str,
         now: DateTime<Utc>,
+        access_ttl: chrono::Duration,
     ) -> Result<(), AuthError>;
-    /// Enables or disables a user.
+    /// Enables or disables a user; disabling revokes the user's tokens
+    /// (access tokens of lifetime `access_ttl`) in the same transaction.
     async fn set_status(
         &self,
         user_id: &str,
         status: UserStatus,
         now: DateTime<Utc>,
+        access_ttl: chrono::Duration,
     ) -> Result<User, AuthError>;
 }

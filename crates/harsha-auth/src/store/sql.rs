@@ -3,12 +3,15 @@
 //! transaction excludes other writers), so concurrent wrong passwords
 //! cannot slip past the lockout.
 
-use chrono::{DateTime, Utc};
-use harsha_store::{PgDialect, PgPool, pg_dispatch};
+use chrono::{DateTime, Duration, Utc};
+use harsha_store::{PgDialect, PgPool, page::Page, pg_dispatch};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::{NewUser, User, UserStatus, UserStore};
+use super::{
+    NewUser, User, UserPatch, UserStatus, UserStore,
+    revocation::{ACCESS_OF_USER, REFRESH_OF_USER, revoke},
+};
 use crate::{
     AuthError,
     domain::{Failures, LockoutPolicy, Role, Username},
@@ -91,8 +94,7 @@ impl UserStore for SqlUserStore {
     async fn create_user(&self, user: NewUser) -> Result<User, AuthError> {
         let now = Utc::now();
         let id = Uuid::now_v7().to_string();
-        let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
-        let roles = serde_json::to_string(&roles).unwrap_or_else(|_| "[]".into());
+        let roles = roles_json(&user.roles);
         let inserted = pg_dispatch!(&self.pool, pool => {
             sqlx::query(
                 "INSERT INTO api_users (id, username, email, password_hash, roles, status, rate_limit_plan, \
@@ -109,23 +111,7 @@ impl UserStore for SqlUserStore {
             .await
             .map(|_| ())
         });
-        match inserted {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                let what = if e.message().contains("email") {
-                    "email"
-                } else {
-                    "username"
-                };
-                return Err(AuthError::Taken(what));
-            }
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                return Err(AuthError::invalid(
-                    "rate_limit_plan",
-                    format!("no plan named {:?}", user.plan),
-                ));
-            }
-            other => other?,
-        }
+        inserted.map_err(|error| write_error(error, &user.plan))?;
         self.user_for_login(&user.username)
             .await?
             .map(|(user, _)| user)
@@ -216,6 +202,7 @@ impl UserStore for SqlUserStore {
         user_id: &str,
         hash: &str,
         now: DateTime<Utc>,
+        access_ttl: Duration,
     ) -> Result<(), AuthError> {
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
@@ -230,35 +217,116 @@ impl UserStore for SqlUserStore {
             if changed.rows_affected() == 0 {
                 return Err(AuthError::UserNotFound(user_id.to_owned()));
             }
-            sqlx::query(
-                "UPDATE jwt_tokens SET revoked_at = $1, revoked_reason = 'password changed' \
-                 WHERE user_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+            revoke!(tx, REFRESH_OF_USER, ACCESS_OF_USER, user_id, "password changed", now, access_ttl);
             tx.commit().await?;
             Ok(())
         })
     }
 
+    #[tracing::instrument(name = "store.set_status", skip_all)]
     async fn set_status(
         &self,
         user_id: &str,
         status: UserStatus,
         now: DateTime<Utc>,
+        access_ttl: Duration,
     ) -> Result<User, AuthError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM api_users WHERE id = $1");
-        let row: Option<UserRow> = pg_dispatch!(&self.pool, pool => {
-            sqlx::query("UPDATE api_users SET status = $1, updated_at = $2 WHERE id = $3")
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let changed = sqlx::query("UPDATE api_users SET status = $1, updated_at = $2 WHERE id = $3")
                 .bind(status.as_str())
                 .bind(now)
                 .bind(user_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
-            sqlx::query_as(AssertSqlSafe(sql)).bind(user_id).fetch_optional(pool).await?
+            if changed.rows_affected() == 0 {
+                return Err(AuthError::UserNotFound(user_id.to_owned()));
+            }
+            if status == UserStatus::Disabled {
+                revoke!(tx, REFRESH_OF_USER, ACCESS_OF_USER, user_id, "user disabled", now, access_ttl);
+            }
+            tx.commit().await?;
         });
-        User::try_from(row.ok_or_else(|| AuthError::UserNotFound(user_id.to_owned()))?)
+        self.user(user_id).await
+    }
+
+    async fn list_users(&self, page_size: u32, page_token: &str) -> Result<Page<User>, AuthError> {
+        let after: String = harsha_store::page::decode_token(page_token)
+            .map_err(|e| AuthError::invalid(e.field(), e))?
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM api_users WHERE username > $1 ORDER BY username LIMIT $2"
+        );
+        let rows: Vec<UserRow> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(&after)
+                .bind(i64::from(page_size) + 1)
+                .fetch_all(pool)
+                .await?
+        });
+        Page::from_rows(rows, page_size, |row| row.username.clone()).try_map(User::try_from)
+    }
+
+    async fn has_users(&self) -> Result<bool, AuthError> {
+        let found: Option<i32> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT 1 FROM api_users LIMIT 1").fetch_optional(pool).await?
+        });
+        Ok(found.is_some())
+    }
+
+    #[tracing::instrument(name = "store.update_user", skip_all)]
+    async fn update_user(
+        &self,
+        user_id: &str,
+        patch: UserPatch,
+        now: DateTime<Utc>,
+    ) -> Result<User, AuthError> {
+        let roles = patch.roles.as_ref().map(|roles| roles_json(roles));
+        let updated = pg_dispatch!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE api_users SET email = COALESCE($1, email), roles = COALESCE($2, roles), \
+                 rate_limit_plan = COALESCE($3, rate_limit_plan), updated_at = $4 WHERE id = $5",
+            )
+            .bind(patch.email.as_ref().map(|e| e.as_str()))
+            .bind(roles)
+            .bind(patch.plan.as_deref())
+            .bind(now)
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        });
+        match updated {
+            Ok(0) => {
+                return Err(AuthError::UserNotFound(user_id.to_owned()));
+            }
+            Ok(_) => {}
+            Err(error) => return Err(write_error(error, patch.plan.as_deref().unwrap_or(""))),
+        }
+        self.user(user_id).await
+    }
+}
+
+/// Roles as stored: a JSON array of names.
+fn roles_json(roles: &[Role]) -> String {
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+}
+
+/// A failed user write, as the caller should see it: a taken name or
+/// address, or an unknown plan.
+fn write_error(error: sqlx::Error, plan: &str) -> AuthError {
+    match error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            AuthError::Taken(if e.message().contains("email") {
+                "email"
+            } else {
+                "username"
+            })
+        }
+        sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
+            AuthError::invalid("rate_limit_plan", format!("no plan named {plan:?}"))
+        }
+        other => other.into(),
     }
 }

@@ -1,0 +1,452 @@
+//! The `harsha.auth.v1.AuthService` server: converts requests, calls
+//! [`Accounts`] and the token service, and maps [`AuthError`] to a gRPC
+//! status in one place. Admin RPCs check the caller's access token (the
+//! `authorization: Bearer …` metadata) for the `auth:admin` scope.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::Utc;
+use harsha_proto::{
+    convert::{timestamp_from_proto, timestamp_to_proto},
+    harsha::auth::v1::{self as pb, auth_service_server::AuthService},
+};
+use harsha_store::{page::page_size, status::store_status};
+use jsonwebtoken::jwk::{AlgorithmParameters, KeyAlgorithm, PublicKeyUse};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    AuthError,
+    accounts::{Accounts, UserRequest},
+    domain::{Scope, scopes_of},
+    store::{User, UserStatus},
+    tokens::{Claims, TokenPair},
+};
+
+pub use harsha_proto::harsha::auth::v1::auth_service_server::AuthServiceServer;
+
+/// Where the accounts appear once the database is connected and migrated;
+/// until then every call answers `UNAVAILABLE`.
+pub type AccountsSlot = Arc<OnceLock<Accounts>>;
+
+/// The longest free text accepted in reasons.
+const MAX_REASON: usize = 500;
+
+/// The Auth gRPC service.
+#[derive(Clone)]
+pub struct AuthGrpc {
+    accounts: AccountsSlot,
+}
+
+impl AuthGrpc {
+    /// A service reading its accounts from `accounts`.
+    pub fn new(accounts: AccountsSlot) -> Self {
+        Self { accounts }
+    }
+
+    /// A service on accounts that are ready now.
+    pub fn with_accounts(accounts: Accounts) -> Self {
+        let slot = AccountsSlot::default();
+        let _ = slot.set(accounts);
+        Self::new(slot)
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> AuthServiceServer<Self> {
+        AuthServiceServer::new(self)
+    }
+
+    fn accounts(&self) -> Result<&Accounts, AuthError> {
+        self.accounts.get().ok_or(AuthError::NotReady)
+    }
+
+    /// The claims of the caller's access token.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Claims, AuthError> {
+        let token = bearer_token(request).ok_or(AuthError::MissingToken)?;
+        self.accounts()?.tokens.verify(token, Utc::now()).await
+    }
+
+    /// The caller's claims, if they hold `scope`.
+    async fn require<T>(&self, request: &Request<T>, scope: Scope) -> Result<Claims, AuthError> {
+        let claims = self.caller(request).await?;
+        if claims.scopes.iter().any(|s| s == scope.as_str()) {
+            Ok(claims)
+        } else {
+            Err(AuthError::PermissionDenied(scope.as_str()))
+        }
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header, if any.
+pub fn bearer_token<T>(request: &Request<T>) -> Option<&str> {
+    let value = request.metadata().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn user_to_proto(user: User) -> pb::User {
+    pb::User {
+        scopes: scopes_of(&user.roles)
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        user_id: user.id,
+        username: user.username,
+        email: user.email,
+        disabled: user.status == UserStatus::Disabled,
+        rate_limit_plan: user.plan,
+        create_time: Some(timestamp_to_proto(user.created_at)),
+    }
+}
+
+struct Session {
+    access_token: String,
+    expires_in: i64,
+    refresh_token: String,
+    refresh_expire_time: Option<prost_types::Timestamp>,
+}
+
+fn session(pair: TokenPair) -> Session {
+    Session {
+        expires_in: pair.claims.exp - pair.claims.iat,
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        refresh_expire_time: Some(timestamp_to_proto(pair.refresh_expires_at)),
+    }
+}
+
+fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, AuthError> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err(AuthError::invalid(field, "is required"))
+    } else {
+        Ok(value)
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(error: AuthError) -> Self {
+        let message = error.to_string();
+        match error {
+            AuthError::InvalidArgument { field, reason } => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation(field, reason),
+            ),
+            AuthError::InvalidCredentials | AuthError::InvalidToken | AuthError::MissingToken => {
+                Status::unauthenticated(message)
+            }
+            AuthError::Locked => Status::resource_exhausted(message),
+            AuthError::Disabled | AuthError::PermissionDenied(_) => {
+                Status::permission_denied(message)
+            }
+            AuthError::UserNotFound(_) => Status::not_found(message),
+            AuthError::Taken(field) => Status::with_error_details(
+                Code::AlreadyExists,
+                message,
+                ErrorDetails::with_bad_request_violation(field, "is already taken"),
+            ),
+            AuthError::NotReady => Status::unavailable(message),
+            AuthError::Hash(error) => {
+                tracing::error!(%error, "password hashing failed");
+                Status::internal("internal error")
+            }
+            AuthError::Store(store) => store_status("auth", &store),
+        }
+    }
+}
+
+type RpcResult<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl AuthService for AuthGrpc {
+    #[tracing::instrument(name = "AuthService.Login", skip_all)]
+    async fn login(&self, request: Request<pb::LoginRequest>) -> RpcResult<pb::LoginResponse> {
+        let request = request.into_inner();
+        let (user, pair) = self
+            .accounts()?
+            .login(&request.username, &request.password, Utc::now())
+            .await?;
+        tracing::info!(user_id = %user.id, "logged in");
+        let session = session(pair);
+        Ok(Response::new(pb::LoginResponse {
+            access_token: session.access_token,
+            token_type: "Bearer".into(),
+            expires_in: session.expires_in,
+            refresh_token: session.refresh_token,
+            refresh_expire_time: session.refresh_expire_time,
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.Refresh", skip_all)]
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> RpcResult<pb::RefreshResponse> {
+        let request = request.into_inner();
+        let accounts = self.accounts()?;
+        let token = required("refresh_token", &request.refresh_token)?;
+        let pair = accounts
+            .tokens
+            .refresh(token, accounts.users.as_ref(), Utc::now())
+            .await?;
+        let session = session(pair);
+        Ok(Response::new(pb::RefreshResponse {
+            access_token: session.access_token,
+            token_type: "Bearer".into(),
+            expires_in: session.expires_in,
+            refresh_token: session.refresh_token,
+            refresh_expire_time: session.refresh_expire_time,
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.Logout", skip_all)]
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> RpcResult<pb::LogoutResponse> {
+        let accounts = self.accounts()?;
+        let now = Utc::now();
+        // The access token presented, if it is still good, ends too (it
+        // may belong to another session than the refresh token's).
+        if let Ok(claims) = self.caller(&request).await {
+            let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+            accounts
+                .tokens
+                .revoke_jti(&claims.jti, &claims.sub, expires, "logged out", now)
+                .await?;
+        }
+        let token = required("refresh_token", &request.get_ref().refresh_token)?;
+        accounts.tokens.logout(token, now).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    #[tracing::instrument(name = "AuthService.GetJwks", skip_all)]
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> RpcResult<pb::GetJwksResponse> {
+        let set = self.accounts()?.tokens.jwks(Utc::now()).await?;
+        let keys = set
+            .keys
+            .into_iter()
+            .filter_map(|jwk| {
+                let AlgorithmParameters::OctetKeyPair(okp) = jwk.algorithm else {
+                    return None;
+                };
+                Some(pb::Jwk {
+                    kty: "OKP".into(),
+                    crv: "Ed25519".into(),
+                    x: okp.x,
+                    kid: jwk.common.key_id.unwrap_or_default(),
+                    r#use: match jwk.common.public_key_use {
+                        Some(PublicKeyUse::Signature) | None => "sig".into(),
+                        Some(_) => return None,
+                    },
+                    alg: match jwk.common.key_algorithm {
+                        Some(KeyAlgorithm::EdDSA) | None => "EdDSA".into(),
+                        Some(_) => return None,
+                    },
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::GetJwksResponse { keys }))
+    }
+
+    #[tracing::instrument(name = "AuthService.CreateUser", skip_all)]
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> RpcResult<pb::CreateUserResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let request = request.into_inner();
+        let user = self
+            .accounts()?
+            .create_user(UserRequest {
+                username: request.username,
+                email: request.email,
+                password: request.password,
+                roles: request.roles,
+                plan: request.rate_limit_plan,
+            })
+            .await?;
+        tracing::info!(by = %admin.sub, user_id = %user.id, "user created");
+        Ok(Response::new(pb::CreateUserResponse {
+            user: Some(user_to_proto(user)),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.GetUser", skip_all)]
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> RpcResult<pb::GetUserResponse> {
+        self.require(&request, Scope::AuthAdmin).await?;
+        let id = required("user_id", &request.get_ref().user_id)?;
+        let user = self.accounts()?.users.user(id).await?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(user_to_proto(user)),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.ListUsers", skip_all)]
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> RpcResult<pb::ListUsersResponse> {
+        self.require(&request, Scope::AuthAdmin).await?;
+        let request = request.into_inner();
+        let size = page_size(request.page_size).map_err(|e| AuthError::invalid(e.field(), &e))?;
+        let page = self
+            .accounts()?
+            .users
+            .list_users(size, &request.page_token)
+            .await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: page.items.into_iter().map(user_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.UpdateUser", skip_all)]
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> RpcResult<pb::UpdateUserResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let request = request.into_inner();
+        let id = required("user_id", &request.user_id)?;
+        let user = self
+            .accounts()?
+            .update_user(
+                id,
+                &request.email,
+                &request.roles,
+                &request.rate_limit_plan,
+                Utc::now(),
+            )
+            .await?;
+        tracing::info!(by = %admin.sub, user_id = %user.id, "user updated");
+        Ok(Response::new(pb::UpdateUserResponse {
+            user: Some(user_to_proto(user)),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.ChangePassword", skip_all)]
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> RpcResult<pb::ChangePasswordResponse> {
+        let caller = self.caller(&request).await?;
+        let request = request.into_inner();
+        let id = required("user_id", &request.user_id)?;
+        let is_admin = caller.scopes.iter().any(|s| s == Scope::AuthAdmin.as_str());
+        let current = if caller.sub == id {
+            Some(required("current_password", &request.current_password)?)
+        } else if is_admin {
+            None
+        } else {
+            return Err(AuthError::PermissionDenied(Scope::AuthAdmin.as_str()).into());
+        };
+        self.accounts()?
+            .change_password(id, current, &request.new_password, Utc::now())
+            .await?;
+        tracing::info!(by = %caller.sub, user_id = %id, "password changed");
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
+    #[tracing::instrument(name = "AuthService.RevokeUserSessions", skip_all)]
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<pb::RevokeUserSessionsRequest>,
+    ) -> RpcResult<pb::RevokeUserSessionsResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let request = request.into_inner();
+        let id = required("user_id", &request.user_id)?;
+        let reason = reason(&request.reason, "revoked by an administrator")?;
+        let accounts = self.accounts()?;
+        // An unknown user is NOT_FOUND, not a silent nothing.
+        accounts.users.user(id).await?;
+        let revoked = accounts.tokens.revoke_user(id, &reason, Utc::now()).await?;
+        tracing::info!(by = %admin.sub, user_id = %id, revoked, "sessions revoked");
+        Ok(Response::new(pb::RevokeUserSessionsResponse {
+            revoked_refresh_tokens: i32::try_from(revoked).unwrap_or(i32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.DisableUser", skip_all)]
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> RpcResult<pb::DisableUserResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let id = required("user_id", &request.get_ref().user_id)?;
+        let user = self.accounts()?.disable(id, Utc::now()).await?;
+        tracing::info!(by = %admin.sub, user_id = %user.id, "user disabled");
+        Ok(Response::new(pb::DisableUserResponse {
+            user: Some(user_to_proto(user)),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.RevokeToken", skip_all)]
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> RpcResult<pb::RevokeTokenResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let request = request.into_inner();
+        let jti = required("jti", &request.jti)?;
+        let user_id = required("user_id", &request.user_id)?;
+        let now = Utc::now();
+        let accounts = self.accounts()?;
+        // Without an expiry the revocation is kept one token lifetime,
+        // the longest an access token issued now could live.
+        let expires = match &request.expire_time {
+            None => now + accounts.tokens.settings().access_ttl,
+            Some(at) => timestamp_from_proto(at)
+                .map(|at| at.and_utc())
+                .ok_or_else(|| AuthError::invalid("expire_time", "is not a valid time"))?,
+        };
+        let reason = reason(&request.reason, "revoked by an administrator")?;
+        accounts
+            .tokens
+            .revoke_jti(jti, user_id, expires, &reason, now)
+            .await?;
+        tracing::info!(by = %admin.sub, %jti, "access token revoked");
+        Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+
+    #[tracing::instrument(name = "AuthService.ListRevokedTokens", skip_all)]
+    async fn list_revoked_tokens(
+        &self,
+        request: Request<pb::ListRevokedTokensRequest>,
+    ) -> RpcResult<pb::ListRevokedTokensResponse> {
+        self.require(&request, Scope::AuthAdmin).await?;
+        let jtis = self.accounts()?.tokens.revoked_jtis(Utc::now()).await?;
+        Ok(Response::new(pb::ListRevokedTokensResponse { jtis }))
+    }
+
+    #[tracing::instrument(name = "AuthService.RotateSigningKeys", skip_all)]
+    async fn rotate_signing_keys(
+        &self,
+        request: Request<pb::RotateSigningKeysRequest>,
+    ) -> RpcResult<pb::RotateSigningKeysResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let kid = self.accounts()?.tokens.rotate_keys(Utc::now()).await?;
+        tracing::info!(by = %admin.sub, %kid, "signing key rotated");
+        Ok(Response::new(pb::RotateSigningKeysResponse { kid }))
+    }
+}
+
+/// A reason as given, or `default` when empty; bounded in length.
+fn reason(given: &str, default: &str) -> Result<String, AuthError> {
+    let given = given.trim();
+    if given.chars().count() > MAX_REASON {
+        return Err(AuthError::invalid(
+            "reason",
+            format!("is longer than {MAX_REASON} characters"),
+        ));
+    }
+    Ok(if given.is_empty() { default } else { given }.to_owned())
+}
