@@ -222,3 +222,100 @@ def test_bad_input_is_invalid_argument_naming_the_field(auth_stub, admin):
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS and "username" in violations(error)
     error = code_of(lambda: auth_stub.GetUser(pb.GetUserRequest(user_id=""), metadata=admin))
     assert error == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_api_keys_are_shown_once_and_checked_for_network_and_scope(mesh, auth_stub, admin):
+    owner = new_user(auth_stub, admin, roles=("sales",))
+    created = auth_stub.CreateApiKey(
+        pb.CreateApiKeyRequest(user_id=owner.user_id, name="CRM sync", scopes=["customer:read", "pricing:quote"],
+                               allowed_cidrs=["10.8.0.0/16", "2001:db8::/32"]),
+        metadata=admin,
+    )
+    key, record = created.key, created.api_key
+    mesh.secrets.add(key)
+    assert key.startswith(record.prefix + ".") and record.rate_limit_plan == owner.rate_limit_plan
+    listed = auth_stub.ListApiKeys(pb.ListApiKeysRequest(user_id=owner.user_id), metadata=admin)
+    assert [k.key_id for k in listed.api_keys] == [record.key_id]
+    assert key.split(".", 1)[1].encode() not in listed.SerializeToString(), "the secret is never listed"
+
+    def check(address="10.8.1.2", scope="", presented=key):
+        return auth_stub.AuthenticateApiKey(
+            pb.AuthenticateApiKeyRequest(key=presented, client_address=address, required_scope=scope))
+
+    who = check(scope="pricing:quote")
+    assert who.user_id == owner.user_id and list(who.scopes) == ["customer:read", "pricing:quote"]
+    check(address="2001:db8:5::1")
+    assert code_of(lambda: check(address="192.0.2.1")) == grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: check(scope="customer:write")) == grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: check(presented=record.prefix + "." + "A" * 43)) == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as bad:
+        check(address="not-an-address")
+    assert "client_address" in violations(bad.value)
+
+    revoked = auth_stub.RevokeApiKey(pb.RevokeApiKeyRequest(key_id=record.key_id), metadata=admin).api_key
+    assert revoked.HasField("revoke_time")
+    assert code_of(lambda: check()) == grpc.StatusCode.UNAUTHENTICATED
+    assert not auth_stub.ListApiKeys(pb.ListApiKeysRequest(user_id=owner.user_id), metadata=admin).api_keys
+
+
+def test_bad_api_key_requests_name_the_field(auth_stub, admin):
+    owner = new_user(auth_stub, admin, roles=("warehouse",))
+    for field, fields in [
+        ("scopes[0]", dict(scopes=["pricing:write"])),
+        ("allowed_cidrs[0]", dict(scopes=["inventory:read"], allowed_cidrs=["10.0.0.0/99"])),
+        ("name", dict(scopes=["inventory:read"], name="")),
+        ("rate_limit_plan", dict(scopes=["inventory:read"], rate_limit_plan="gold")),
+    ]:
+        request = dict(user_id=owner.user_id, name="scanner")
+        request.update(fields)
+        with pytest.raises(grpc.RpcError) as caught:
+            auth_stub.CreateApiKey(pb.CreateApiKeyRequest(**request), metadata=admin)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in violations(caught.value), field
+
+
+def test_rate_limit_plans_are_listed_and_set(auth_stub, admin):
+    names = [p.name for p in auth_stub.ListRateLimitPlans(pb.ListRateLimitPlansRequest(), metadata=admin).plans]
+    assert {"standard", "partner", "internal"} <= set(names)
+    plan = pb.RateLimitPlan(name="festival-rush", per_minute=1200, per_hour=50000, per_day=600000)
+    assert auth_stub.SetRateLimitPlan(pb.SetRateLimitPlanRequest(plan=plan), metadata=admin).plan == plan
+    with pytest.raises(grpc.RpcError) as caught:
+        auth_stub.SetRateLimitPlan(pb.SetRateLimitPlanRequest(
+            plan=pb.RateLimitPlan(name="tiny", per_minute=10, per_hour=5, per_day=5)), metadata=admin)
+    assert "plan.per_hour" in violations(caught.value)
+    assert code_of(lambda: auth_stub.ListRateLimitPlans(pb.ListRateLimitPlansRequest())) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_operators_create_users_and_keys_from_the_command_line(mesh, auth_stub):
+    import os
+    import subprocess
+
+    from conftest import harsha_binary
+
+    env = dict(os.environ, HARSHA__DATABASES__GATEWAY=f"sqlite://{mesh.data_dir}/gateway.sqlite")
+    name = f"ops{uuid.uuid4().hex[:8]}"
+
+    def admin_command(*args):
+        return subprocess.run([harsha_binary(), "admin", *args], env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+
+    made = admin_command("create-user", "--username", name, "--email", f"{name}@harshadelights.in",
+                         "--role", "warehouse", "--plan", "partner")
+    assert made.returncode == 0, made.stderr
+    password = next(line.split(":", 1)[1].strip() for line in made.stdout.splitlines() if "password:" in line)
+    mesh.secrets.add(password)
+    claims = jwt.decode(login(auth_stub, pb.User(username=name), password=password).access_token,
+                        options={"verify_signature": False})
+    assert claims["roles"] == ["warehouse"] and claims["plan"] == "partner"
+
+    keyed = admin_command("create-api-key", "--user", name, "--name", "scanner", "--scope", "inventory:write",
+                          "--cidr", "10.0.0.0/8")
+    assert keyed.returncode == 0, keyed.stderr
+    key = next(line.split(":", 1)[1].strip() for line in keyed.stdout.splitlines() if "key:" in line)
+    mesh.secrets.add(key)
+    who = auth_stub.AuthenticateApiKey(pb.AuthenticateApiKeyRequest(key=key, client_address="10.1.2.3"))
+    assert list(who.scopes) == ["inventory:write"]
+
+    refused = admin_command("create-api-key", "--user", name, "--name", "x", "--scope", "auth:admin")
+    assert refused.returncode != 0 and "scopes[0]" in refused.stderr
+    taken = admin_command("create-user", "--username", name, "--email", "x@harshadelights.in", "--role", "viewer")
+    assert taken.returncode != 0 and "taken" in taken.stderr

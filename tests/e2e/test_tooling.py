@@ -80,6 +80,8 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
     assert stop_mesh(mesh) == 0
     assert (tmp_path / "data" / "erp.sqlite").exists()
     restarted = start_mesh(tmp_path / "data")
+    assert any("password:" in line for line in mesh.banner)
+    assert not any("password:" in line for line in restarted.banner), "the first admin is made once"
     try:
         from harsha.customer.v1 import customer_pb2 as pb, customer_pb2_grpc
 

@@ -9,8 +9,10 @@ use harsha_store::PgPool;
 
 use crate::{
     AuthError,
+    api_keys::ApiKeys,
     domain::{Email, LockoutPolicy, Password, PasswordHasher, Role, Username},
     login::check_login,
+    plans::Plans,
     store::{NewUser, SqlUserStore, User, UserPatch, UserStatus, UserStore},
     tokens::{TokenPair, TokenService, TokenSettings},
 };
@@ -55,6 +57,10 @@ pub struct Accounts {
     pub hasher: PasswordHasher,
     /// The lockout rule.
     pub lockout: LockoutPolicy,
+    /// API keys.
+    pub keys: ApiKeys,
+    /// Rate-limit plans.
+    pub plans: Plans,
 }
 
 /// Parses role names; `field` names the request field (`roles`).
@@ -78,6 +84,8 @@ impl Accounts {
     pub fn new(pool: PgPool, settings: AuthSettings) -> Result<Self, AuthError> {
         Ok(Self {
             users: Arc::new(SqlUserStore::new(pool.clone())),
+            keys: ApiKeys::new(pool.clone()),
+            plans: Plans::new(pool.clone()),
             tokens: TokenService::new(pool, settings.tokens),
             hasher: PasswordHasher::per_core()?,
             lockout: settings.lockout,

@@ -28,6 +28,12 @@ pub enum AuthError {
     /// The caller's token lacks what the call needs.
     #[error("this call needs the {0} scope")]
     PermissionDenied(&'static str),
+    /// An API key may not be used from the caller's address.
+    #[error("this API key may not be used from this address")]
+    AddressNotAllowed,
+    /// No such API key.
+    #[error("API key {0:?} not found")]
+    KeyNotFound(String),
     /// The database is not connected yet.
     #[error("the auth service is starting; retry shortly")]
     NotReady,

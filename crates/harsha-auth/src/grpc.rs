@@ -18,7 +18,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::{
     AuthError,
     accounts::{Accounts, UserRequest},
+    api_keys::{ApiKey, KeyRequest},
     domain::{Scope, scopes_of},
+    plans::RateLimitPlan,
     store::{User, UserStatus},
     tokens::{Claims, TokenPair},
 };
@@ -103,6 +105,31 @@ fn user_to_proto(user: User) -> pb::User {
     }
 }
 
+fn key_to_proto(key: ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        scopes: key.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        allowed_cidrs: key.allowed.to_strings(),
+        key_id: key.id,
+        user_id: key.user_id,
+        name: key.name,
+        prefix: key.prefix,
+        rate_limit_plan: key.plan,
+        expire_time: key.expires_at.map(timestamp_to_proto),
+        last_use_time: key.last_used_at.map(timestamp_to_proto),
+        revoke_time: key.revoked_at.map(timestamp_to_proto),
+        create_time: Some(timestamp_to_proto(key.created_at)),
+    }
+}
+
+fn plan_to_proto(plan: RateLimitPlan) -> pb::RateLimitPlan {
+    pb::RateLimitPlan {
+        name: plan.name,
+        per_minute: plan.per_minute,
+        per_hour: plan.per_hour,
+        per_day: plan.per_day,
+    }
+}
+
 struct Session {
     access_token: String,
     expires_in: i64,
@@ -141,10 +168,10 @@ impl From<AuthError> for Status {
                 Status::unauthenticated(message)
             }
             AuthError::Locked => Status::resource_exhausted(message),
-            AuthError::Disabled | AuthError::PermissionDenied(_) => {
+            AuthError::Disabled | AuthError::PermissionDenied(_) | AuthError::AddressNotAllowed => {
                 Status::permission_denied(message)
             }
-            AuthError::UserNotFound(_) => Status::not_found(message),
+            AuthError::UserNotFound(_) | AuthError::KeyNotFound(_) => Status::not_found(message),
             AuthError::Taken(field) => Status::with_error_details(
                 Code::AlreadyExists,
                 message,
@@ -372,6 +399,156 @@ impl AuthService for AuthGrpc {
         tracing::info!(by = %admin.sub, user_id = %id, revoked, "sessions revoked");
         Ok(Response::new(pb::RevokeUserSessionsResponse {
             revoked_refresh_tokens: i32::try_from(revoked).unwrap_or(i32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.CreateApiKey", skip_all)]
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> RpcResult<pb::CreateApiKeyResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let request = request.into_inner();
+        let accounts = self.accounts()?;
+        let expires_at = request
+            .expire_time
+            .as_ref()
+            .map(|at| {
+                timestamp_from_proto(at)
+                    .map(|at| at.and_utc())
+                    .ok_or_else(|| AuthError::invalid("expire_time", "is not a valid time"))
+            })
+            .transpose()?;
+        let (key, secret) = accounts
+            .keys
+            .create(
+                KeyRequest {
+                    user_id: request.user_id,
+                    name: request.name,
+                    scopes: request.scopes,
+                    allowed_cidrs: request.allowed_cidrs,
+                    plan: request.rate_limit_plan,
+                    expires_at,
+                },
+                accounts.users.as_ref(),
+                Utc::now(),
+            )
+            .await?;
+        tracing::info!(by = %admin.sub, key_id = %key.id, prefix = %key.prefix, "API key created");
+        Ok(Response::new(pb::CreateApiKeyResponse {
+            api_key: Some(key_to_proto(key)),
+            key: secret,
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.ListApiKeys", skip_all)]
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> RpcResult<pb::ListApiKeysResponse> {
+        self.require(&request, Scope::AuthAdmin).await?;
+        let request = request.into_inner();
+        let size = page_size(request.page_size).map_err(|e| AuthError::invalid(e.field(), &e))?;
+        let user = Some(request.user_id.trim()).filter(|u| !u.is_empty());
+        let page = self
+            .accounts()?
+            .keys
+            .list(user, request.show_revoked, size, &request.page_token)
+            .await?;
+        Ok(Response::new(pb::ListApiKeysResponse {
+            api_keys: page.items.into_iter().map(key_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.RevokeApiKey", skip_all)]
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> RpcResult<pb::RevokeApiKeyResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let id = required("key_id", &request.get_ref().key_id)?;
+        let key = self.accounts()?.keys.revoke(id, Utc::now()).await?;
+        tracing::info!(by = %admin.sub, key_id = %key.id, "API key revoked");
+        Ok(Response::new(pb::RevokeApiKeyResponse {
+            api_key: Some(key_to_proto(key)),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.AuthenticateApiKey", skip_all)]
+    async fn authenticate_api_key(
+        &self,
+        request: Request<pb::AuthenticateApiKeyRequest>,
+    ) -> RpcResult<pb::AuthenticateApiKeyResponse> {
+        let request = request.into_inner();
+        let client = match request.client_address.trim() {
+            "" => None,
+            address => Some(
+                address
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| AuthError::invalid("client_address", "is not an IP address"))?,
+            ),
+        };
+        let required_scope = match request.required_scope.trim() {
+            "" => None,
+            scope => Some(
+                scope
+                    .parse::<Scope>()
+                    .map_err(|e| AuthError::invalid("required_scope", e))?,
+            ),
+        };
+        let principal = self
+            .accounts()?
+            .keys
+            .authenticate(&request.key, client, required_scope, Utc::now())
+            .await?;
+        Ok(Response::new(pb::AuthenticateApiKeyResponse {
+            key_id: principal.key_id,
+            user_id: principal.user_id,
+            scopes: principal
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            rate_limit_plan: principal.plan,
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.ListRateLimitPlans", skip_all)]
+    async fn list_rate_limit_plans(
+        &self,
+        request: Request<pb::ListRateLimitPlansRequest>,
+    ) -> RpcResult<pb::ListRateLimitPlansResponse> {
+        self.caller(&request).await?;
+        let plans = self.accounts()?.plans.list().await?;
+        Ok(Response::new(pb::ListRateLimitPlansResponse {
+            plans: plans.into_iter().map(plan_to_proto).collect(),
+        }))
+    }
+
+    #[tracing::instrument(name = "AuthService.SetRateLimitPlan", skip_all)]
+    async fn set_rate_limit_plan(
+        &self,
+        request: Request<pb::SetRateLimitPlanRequest>,
+    ) -> RpcResult<pb::SetRateLimitPlanResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let plan = request
+            .into_inner()
+            .plan
+            .ok_or_else(|| AuthError::invalid("plan", "is required"))?;
+        let plan = self
+            .accounts()?
+            .plans
+            .set(RateLimitPlan {
+                name: plan.name,
+                per_minute: plan.per_minute,
+                per_hour: plan.per_hour,
+                per_day: plan.per_day,
+            })
+            .await?;
+        tracing::info!(by = %admin.sub, plan = %plan.name, "rate-limit plan set");
+        Ok(Response::new(pb::SetRateLimitPlanResponse {
+            plan: Some(plan_to_proto(plan)),
         }))
     }
 

@@ -3,16 +3,18 @@
 //! and tracking), API users with Argon2id passwords, roles and the scopes
 //! they grant, login checking with lockout, tokens (Ed25519-signed access
 //! JWTs with key rotation and a JWKS, rotating refresh tokens with reuse
-//! detection, revocation by token id, user or family) and the gRPC server.
+//! detection, revocation by token id, user or family), API keys with
+//! scopes and network allow-lists, rate-limit plans, and the gRPC server.
 //!
-//! API keys, rate-limit plans beyond their table and the RBAC layer are
-//! not built yet.
+//! The RBAC layer that enforces scopes on every server is not built yet.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod domain;
 mod error;
 pub mod grpc;
 pub mod login;
+pub mod plans;
 pub mod store;
 pub mod tokens;
 

@@ -4,8 +4,8 @@
 //!   under `data_dir`, each on its own loopback port;
 //! * `harsha serve <service>` — one service, on its configured database;
 //! * `harsha migrate [--role R]` — apply pending migrations and exit;
-//! * `harsha admin create-user …` — create a user on the gateway database
-//!   and print their generated password once.
+//! * `harsha admin create-user …` / `create-api-key …` — create a user or
+//!   an API key on the gateway database and print its secret once.
 //!
 //! Settings come from `config/harsha.toml` (built in), `--config FILE` and
 //! `HARSHA__…` variables. SIGINT or SIGTERM stops accepting calls, lets
@@ -93,6 +93,28 @@ enum AdminCommand {
         /// The rate-limit plan (standard, partner, internal).
         #[arg(long, default_value = harsha_auth::accounts::DEFAULT_PLAN)]
         plan: String,
+    },
+    /// Create an API key for a user; the key is printed once.
+    CreateApiKey {
+        /// The user (login name) the key acts as.
+        #[arg(long)]
+        user: String,
+        /// What the key is for.
+        #[arg(long)]
+        name: String,
+        /// A scope (repeatable), among the user's, e.g. customer:read.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// An IPv4/IPv6 CIDR block it may be used from (repeatable);
+        /// anywhere when none.
+        #[arg(long = "cidr")]
+        cidrs: Vec<String>,
+        /// The rate-limit plan; the user's when not given.
+        #[arg(long, default_value = "")]
+        plan: String,
+        /// Days until the key stops working; never when not given.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
 }
 
@@ -354,9 +376,58 @@ async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> 
                 println!("  (shown only now)");
             })
         }
+        AdminCommand::CreateApiKey {
+            user,
+            name,
+            scopes,
+            cidrs,
+            plan,
+            expires_in_days,
+        } => create_api_key(&accounts, &user, name, scopes, cidrs, plan, expires_in_days).await,
     };
     database.close().await;
     result.map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+async fn create_api_key(
+    accounts: &harsha_auth::Accounts,
+    username: &str,
+    name: String,
+    scopes: Vec<String>,
+    allowed_cidrs: Vec<String>,
+    plan: String,
+    expires_in_days: Option<u32>,
+) -> Result<(), harsha_auth::AuthError> {
+    let username = harsha_auth::domain::Username::parse(username)
+        .map_err(|e| harsha_auth::AuthError::invalid("user", e))?;
+    let (user, _) = accounts
+        .users
+        .user_for_login(&username)
+        .await?
+        .ok_or_else(|| harsha_auth::AuthError::UserNotFound(username.as_str().to_owned()))?;
+    let now = chrono::Utc::now();
+    let (key, secret) = accounts
+        .keys
+        .create(
+            harsha_auth::api_keys::KeyRequest {
+                user_id: user.id,
+                name,
+                scopes,
+                allowed_cidrs,
+                plan,
+                expires_at: expires_in_days.map(|days| now + chrono::Duration::days(days.into())),
+            },
+            accounts.users.as_ref(),
+            now,
+        )
+        .await?;
+    println!(
+        "created API key {} ({}) for {}",
+        key.prefix, key.id, user.username
+    );
+    println!("  key: {secret}");
+    println!("  (shown only now)");
+    Ok(())
 }
 
 async fn migrate(settings: Settings, only: Option<Role>) -> anyhow::Result<()> {
