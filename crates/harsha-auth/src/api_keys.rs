@@ -13,12 +13,12 @@ use std::{
         Arc,
         atomic::{AtomicI64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
 use harsha_store::{PgPool, page::Page, pg_dispatch};
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
@@ -32,7 +32,7 @@ use crate::{
 /// a revocation made on another replica, or a disabled user, goes unseen.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// How many keys the cache holds.
-const KEY_CACHE_CAPACITY: u64 = 100_000;
+const KEY_CACHE_CAPACITY: usize = 100_000;
 /// The shortest gap between two writes of a key's last-use time.
 const LAST_USE_GRANULARITY_SECONDS: i64 = 60;
 /// The longest key name.
@@ -98,6 +98,7 @@ pub struct KeyPrincipal {
 /// What the cache keeps per prefix: the record, the digest, whether the
 /// user may act, and when last-use was last written.
 struct CachedKey {
+    loaded_at: Instant,
     key: ApiKey,
     digest: String,
     user_active: bool,
@@ -160,7 +161,8 @@ impl TryFrom<KeyRow> for ApiKey {
 #[derive(Clone)]
 pub struct ApiKeys {
     pool: PgPool,
-    cache: Cache<String, Arc<CachedKey>>,
+    cache: Arc<Cache<String, Arc<CachedKey>>>,
+    ttl: Duration,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -179,10 +181,8 @@ impl ApiKeys {
     pub fn with_cache_ttl(pool: PgPool, ttl: Duration) -> Self {
         Self {
             pool,
-            cache: Cache::builder()
-                .max_capacity(KEY_CACHE_CAPACITY)
-                .time_to_live(ttl)
-                .build(),
+            cache: Arc::new(Cache::new(KEY_CACHE_CAPACITY)),
+            ttl,
         }
     }
 
@@ -319,7 +319,7 @@ impl ApiKeys {
                 .await?;
         });
         let key = self.get(id).await?;
-        self.cache.invalidate(&key.prefix);
+        self.cache.remove(&key.prefix);
         Ok(key)
     }
 
@@ -344,6 +344,7 @@ impl ApiKeys {
         let key = ApiKey::try_from(row)?;
         let last = key.last_used_at.map_or(0, |at| at.timestamp());
         Ok(Some(Arc::new(CachedKey {
+            loaded_at: Instant::now(),
             key,
             digest,
             user_active: status == UserStatus::Active.as_str(),
@@ -363,8 +364,8 @@ impl ApiKeys {
     ) -> Result<KeyPrincipal, AuthError> {
         let presented = PresentedKey::parse(presented).ok_or(AuthError::InvalidToken)?;
         let cached = match self.cache.get(presented.prefix) {
-            Some(cached) => cached,
-            None => {
+            Some(cached) if cached.loaded_at.elapsed() < self.ttl => cached,
+            _ => {
                 let loaded = self
                     .load(presented.prefix)
                     .await?

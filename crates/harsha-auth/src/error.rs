@@ -34,6 +34,9 @@ pub enum AuthError {
     /// No such API key.
     #[error("API key {0:?} not found")]
     KeyNotFound(String),
+    /// A service this one depends on cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database is not connected yet.
     #[error("the auth service is starting; retry shortly")]
     NotReady,

@@ -17,6 +17,7 @@ pub mod login;
 pub mod plans;
 pub mod store;
 pub mod tokens;
+pub mod verifier;
 
 pub use accounts::{Accounts, AuthSettings};
 pub use error::AuthError;

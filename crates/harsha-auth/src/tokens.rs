@@ -188,6 +188,22 @@ impl TokenService {
         Ok(kid)
     }
 
+    /// The public keys that verify tokens now.
+    pub async fn public_keys(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::verifier::PublicKey>, AuthError> {
+        Ok(self
+            .keys(now)
+            .await?
+            .into_iter()
+            .map(|key| crate::verifier::PublicKey {
+                kid: key.kid,
+                x: key.public_key,
+            })
+            .collect())
+    }
+
     /// The public keys that verify tokens now, as a JWKS.
     pub async fn jwks(&self, now: DateTime<Utc>) -> Result<JwkSet, AuthError> {
         let keys = self.keys(now).await?;
