@@ -29,10 +29,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.encode_file_descriptor_set(),
     )?;
 
+    write_method_scopes(
+        &compiler.descriptor_pool(),
+        &out_dir.join("method_scopes.rs"),
+    )?;
+
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}
+
+/// Writes `METHOD_SCOPES`: every Harsha RPC's gRPC path and the scope its
+/// `(harsha.type.v1.required_scope)` option names. An RPC without one fails
+/// the build, so no RPC can be added unprotected by accident.
+fn write_method_scopes(
+    pool: &prost_reflect::DescriptorPool,
+    out: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let option = pool
+        .get_extension_by_name("harsha.type.v1.required_scope")
+        .ok_or("harsha.type.v1.required_scope is not defined")?;
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for service in pool.services() {
+        if !service.full_name().starts_with("harsha.") {
+            continue;
+        }
+        for method in service.methods() {
+            let path = format!("/{}/{}", service.full_name(), method.name());
+            let options = method.options();
+            let scope = options
+                .has_extension(&option)
+                .then(|| options.get_extension(&option).as_str().map(str::to_owned))
+                .flatten()
+                .filter(|s| !s.is_empty());
+            match scope {
+                Some(scope) => rows.push(format!("    ({path:?}, {scope:?}),\n")),
+                None => missing.push(path),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!("RPCs without (harsha.type.v1.required_scope): {missing:?}").into());
+    }
+    rows.sort();
+    let body = format!(
+        "/// Every Harsha RPC's gRPC path and the scope it requires (or `public`,\n\
+         /// `authenticated`), from the `(harsha.type.v1.required_scope)` options.\n\
+         pub const METHOD_SCOPES: &[(&str, &str)] = &[\n{}];\n",
+        rows.concat()
+    );
+    fs::write(out, body)?;
     Ok(())
 }
 

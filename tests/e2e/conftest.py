@@ -85,9 +85,14 @@ class Mesh:
         self.banner: list[str] = []
         # Secrets the tests sent or received; none may appear in the output.
         self.secrets: set[str] = set()
+        # Set when the first admin was made by an earlier run on the same data.
+        self.known_admin_password: str | None = None
+        self._token: str | None = None
 
     def admin_password(self) -> str:
         """The first admin's password, printed once by `harsha up`."""
+        if self.known_admin_password:
+            return self.known_admin_password
         for line in self.banner:
             if line.strip().startswith("password:"):
                 return line.split(":", 1)[1].strip()
@@ -96,8 +101,60 @@ class Mesh:
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
 
-    def channel(self, service: str) -> grpc.Channel:
+    def token(self) -> str:
+        """An access token of the first admin (every scope)."""
+        if self._token is None:
+            from harsha.auth.v1 import auth_pb2, auth_pb2_grpc
+
+            with grpc.insecure_channel(self.address("auth")) as channel:
+                reply = auth_pb2_grpc.AuthServiceStub(channel).Login(
+                    auth_pb2.LoginRequest(username="admin", password=self.admin_password()), timeout=10)
+            self._token = reply.access_token
+            self.secrets.add(self._token)
+        return self._token
+
+    def metadata(self) -> list:
+        return [("authorization", f"Bearer {self.token()}")]
+
+    def raw_channel(self, service: str) -> grpc.Channel:
+        """A channel that sends no credentials."""
         return grpc.insecure_channel(self.address(service))
+
+    def channel(self, service: str) -> grpc.Channel:
+        """A channel whose calls carry the first admin's access token unless
+        they bring credentials of their own."""
+        return grpc.intercept_channel(self.raw_channel(service), AdminToken(self.token))
+
+
+class AdminToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <admin token>` to calls that carry no
+    credential of their own."""
+
+    def __init__(self, token):
+        self._token = token
+
+    def _with_token(self, details):
+        metadata = list(details.metadata or [])
+        if not any(key in ("authorization", "x-api-key") for key, _ in metadata):
+            metadata.append(("authorization", f"Bearer {self._token()}"))
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
 
 
 def _wait_serving(mesh: Mesh, timeout: float = 60.0) -> None:
@@ -108,7 +165,7 @@ def _wait_serving(mesh: Mesh, timeout: float = 60.0) -> None:
             if mesh.process.poll() is not None:
                 raise RuntimeError(f"harsha up exited with {mesh.process.returncode}")
             try:
-                with mesh.channel(service) as channel:
+                with mesh.raw_channel(service) as channel:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
                         health_pb2.HealthCheckRequest(service=name), timeout=1
                     )

@@ -22,7 +22,7 @@ PASSWORD = "gulab jamun at noon"
 
 @pytest.fixture(scope="module")
 def auth_stub(mesh):
-    channel = mesh.channel("auth")
+    channel = mesh.raw_channel("auth")
     yield auth_pb2_grpc.AuthServiceStub(channel)
     channel.close()
 
@@ -284,6 +284,8 @@ def test_rate_limit_plans_are_listed_and_set(auth_stub, admin):
             plan=pb.RateLimitPlan(name="tiny", per_minute=10, per_hour=5, per_day=5)), metadata=admin)
     assert "plan.per_hour" in violations(caught.value)
     assert code_of(lambda: auth_stub.ListRateLimitPlans(pb.ListRateLimitPlansRequest())) == grpc.StatusCode.UNAUTHENTICATED
+    sales = login(auth_stub, new_user(auth_stub, admin))
+    assert auth_stub.ListRateLimitPlans(pb.ListRateLimitPlansRequest(), metadata=bearer(sales.access_token)).plans
 
 
 def test_operators_create_users_and_keys_from_the_command_line(mesh, auth_stub):

@@ -32,7 +32,7 @@ def test_grpcurl_lists_and_calls_without_proto_files(mesh):
     assert "harsha.customer.v1.CustomerService" in listed
     assert "grpc.health.v1.Health" in listed
     reply = subprocess.run(
-        [grpcurl(), "-plaintext", "-d", '{"code": "retail"}', mesh.address("customer"),
+        [grpcurl(), "-plaintext", "-H", f"authorization: Bearer {mesh.token()}", "-d", '{"code": "retail"}', mesh.address("customer"),
          "harsha.customer.v1.CustomerService/GetSegment"],
         capture_output=True, text=True, check=True,
     ).stdout
@@ -41,7 +41,7 @@ def test_grpcurl_lists_and_calls_without_proto_files(mesh):
 
 def test_grpcurl_decodes_error_details(mesh):
     failed = subprocess.run(
-        [grpcurl(), "-plaintext", "-d", '{"item_code": "KAJU-KATLI", "qty": {"value": "-1"}}', mesh.address("inventory"),
+        [grpcurl(), "-plaintext", "-H", f"authorization: Bearer {mesh.token()}", "-d", '{"item_code": "KAJU-KATLI", "qty": {"value": "-1"}}', mesh.address("inventory"),
          "harsha.inventory.v1.InventoryService/AllocateStock"],
         capture_output=True, text=True,
     )
@@ -80,6 +80,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
     assert stop_mesh(mesh) == 0
     assert (tmp_path / "data" / "erp.sqlite").exists()
     restarted = start_mesh(tmp_path / "data")
+    restarted.known_admin_password = mesh.admin_password()
     assert any("password:" in line for line in mesh.banner)
     assert not any("password:" in line for line in restarted.banner), "the first admin is made once"
     try:
@@ -98,6 +99,7 @@ def test_buf_curl_calls_through_reflection_v1(mesh):
     assert buf.exists(), "buf is installed by scripts/test.sh"
     reply = subprocess.run(
         [str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", "grpc-v1",
+         "-H", f"authorization: Bearer {mesh.token()}",
          "-d", '{"customer": "CUST-0001", "asOf": {"year": 2026, "month": 11, "day": 1}}',
          f"http://{mesh.address('customer')}/harsha.customer.v1.CustomerService/ListCustomerSegments"],
         capture_output=True, text=True, check=True,
@@ -123,13 +125,15 @@ def stop(process: subprocess.Popen, database: str) -> int:
         subprocess.run([*MYSQL, "-e", f"DROP DATABASE IF EXISTS `{database}`"], check=False)
 
 
-def test_serve_waits_for_its_database_then_migrates_and_serves():
+def test_serve_waits_for_its_database_then_migrates_and_serves(mesh):
     """`harsha serve customer` on MariaDB: NOT_SERVING and UNAVAILABLE while
-    its database does not exist, SERVING once it does (migrated at start)."""
+    its database does not exist, SERVING once it does (migrated at start);
+    checking calls with the running mesh's Auth service, like any replica."""
     from harsha.customer.v1 import customer_pb2 as pb, customer_pb2_grpc
 
     name = scratch_erp_database()
-    env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}")
+    env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}",
+               HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}")
     process, address = serve("customer", env)
     try:
         with grpc.insecure_channel(address) as channel:
@@ -137,14 +141,19 @@ def test_serve_waits_for_its_database_then_migrates_and_serves():
             assert health_status(channel, "") == health_pb2.HealthCheckResponse.SERVING
             stub = customer_pb2_grpc.CustomerServiceStub(channel)
             try:
-                stub.ListSegments(pb.ListSegmentsRequest())
+                stub.ListSegments(pb.ListSegmentsRequest(), metadata=mesh.metadata())
                 raise AssertionError("calls must fail while the database is missing")
             except grpc.RpcError as error:
                 assert error.code() == grpc.StatusCode.UNAVAILABLE
 
             subprocess.run([*MYSQL, "-e", f"CREATE DATABASE `{name}`"], check=True)
             wait_until_serving(channel, CUSTOMER_SERVICE)
-            assert list(stub.ListSegments(pb.ListSegmentsRequest()).segments) == []
+            assert list(stub.ListSegments(pb.ListSegmentsRequest(), metadata=mesh.metadata()).segments) == []
+            try:
+                stub.ListSegments(pb.ListSegmentsRequest())
+                raise AssertionError("a replica on its own is as protected as the mesh")
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.UNAUTHENTICATED
         tables = subprocess.run([*MYSQL, "-N", "-e", f"SHOW TABLES FROM `{name}`"], capture_output=True,
                                 text=True, check=True).stdout.split("\n")
         assert "tabHD Customer Segment Assignment" in tables
@@ -153,13 +162,13 @@ def test_serve_waits_for_its_database_then_migrates_and_serves():
     assert code == 0
 
 
-def test_serve_without_start_up_migrations_waits_for_harsha_migrate():
+def test_serve_without_start_up_migrations_waits_for_harsha_migrate(mesh):
     """As in Kubernetes (`migrate_on_start = false`): a service on an
     unmigrated database stays NOT_SERVING until `harsha migrate` has run."""
     name = scratch_erp_database()
     subprocess.run([*MYSQL, "-e", f"CREATE DATABASE `{name}`"], check=True)
     env = dict(os.environ, HARSHA__DATABASES__ERP=f"mysql://root@127.0.0.1:3306/{name}",
-               HARSHA__MIGRATE_ON_START="false")
+               HARSHA__MIGRATE_ON_START="false", HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}")
     process, address = serve("customer", env)
     try:
         with grpc.insecure_channel(address) as channel:

@@ -63,6 +63,7 @@ fn claims() -> Claims {
     let now = Utc::now().timestamp();
     Claims {
         sub: Uuid::now_v7().to_string(),
+        preferred_username: "shop".into(),
         roles: vec!["storefront".into()],
         scopes: vec![
             "customer:read".into(),

@@ -21,6 +21,9 @@ use crate::{
 pub const DEFAULT_PLAN: &str = "standard";
 /// The first admin's user name.
 pub const FIRST_ADMIN: &str = "admin";
+/// The account the mesh's own services call each other as (through API
+/// keys scoped to what each call needs; it has no usable password).
+pub const MESH_USER: &str = "mesh-internal";
 
 /// How the Auth service behaves.
 #[derive(Debug, Clone, Default)]
@@ -211,6 +214,69 @@ impl Accounts {
             },
         };
         self.users.update_user(user_id, patch, now).await
+    }
+
+    /// A fresh API key named `name` for [`MESH_USER`] (created if absent),
+    /// holding only `scopes`; live keys of that name are revoked first, so
+    /// each start of `harsha up` leaves one.
+    pub async fn internal_key(
+        &self,
+        name: &str,
+        scopes: &[crate::domain::Scope],
+        now: DateTime<Utc>,
+    ) -> Result<String, AuthError> {
+        let username = Username::parse(MESH_USER).map_err(|e| AuthError::invalid("username", e))?;
+        let user = match self.users.user_for_login(&username).await? {
+            Some((user, _)) => user,
+            None => {
+                let created = self
+                    .create_user(UserRequest {
+                        username: MESH_USER.into(),
+                        email: "mesh-internal@harsha-mesh.local".into(),
+                        password: Password::generate().reveal().to_owned(),
+                        roles: vec![Role::Admin.as_str().to_owned()],
+                        plan: "internal".into(),
+                    })
+                    .await;
+                match created {
+                    Ok(user) => user,
+                    Err(AuthError::Taken(_)) => self
+                        .users
+                        .user_for_login(&username)
+                        .await?
+                        .map(|(user, _)| user)
+                        .ok_or_else(|| AuthError::UserNotFound(MESH_USER.into()))?,
+                    Err(error) => return Err(error),
+                }
+            }
+        };
+        let mut token = String::new();
+        loop {
+            let page = self.keys.list(Some(&user.id), false, 500, &token).await?;
+            for key in page.items.iter().filter(|k| k.name == name) {
+                self.keys.revoke(&key.id, now).await?;
+            }
+            match page.next_token {
+                Some(next) => token = next,
+                None => break,
+            }
+        }
+        let (_, key) = self
+            .keys
+            .create(
+                crate::api_keys::KeyRequest {
+                    user_id: user.id,
+                    name: name.to_owned(),
+                    scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+                    allowed_cidrs: Vec::new(),
+                    plan: "internal".into(),
+                    expires_at: None,
+                },
+                self.users.as_ref(),
+                now,
+            )
+            .await?;
+        Ok(key)
     }
 
     /// On a database without users, creates [`FIRST_ADMIN`] with a random

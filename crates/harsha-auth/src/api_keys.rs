@@ -89,6 +89,8 @@ pub struct KeyPrincipal {
     pub key_id: String,
     /// The user it acts as.
     pub user_id: String,
+    /// That user's login name.
+    pub username: String,
     /// Its scopes.
     pub scopes: Vec<Scope>,
     /// Its plan.
@@ -101,6 +103,7 @@ struct CachedKey {
     loaded_at: Instant,
     key: ApiKey,
     digest: String,
+    username: String,
     user_active: bool,
     last_use_written: AtomicI64,
 }
@@ -325,20 +328,20 @@ impl ApiKeys {
 
     async fn load(&self, prefix: &str) -> Result<Option<Arc<CachedKey>>, AuthError> {
         let sql = format!(
-            "SELECT {KEY_COLUMNS}, k.secret_hash, u.status FROM api_keys k \
+            "SELECT {KEY_COLUMNS}, k.secret_hash, u.status, u.username FROM api_keys k \
              JOIN api_users u ON u.id = k.user_id WHERE k.prefix = $1"
         );
-        let found: Option<(KeyRow, String, String)> = pg_dispatch!(&self.pool, pool => {
+        let found: Option<(KeyRow, String, String, String)> = pg_dispatch!(&self.pool, pool => {
             let row = sqlx::query(AssertSqlSafe(sql)).bind(prefix).fetch_optional(pool).await?;
             match row {
                 None => None,
                 Some(row) => {
                     use sqlx::{FromRow, Row};
-                    Some((KeyRow::from_row(&row)?, row.try_get("secret_hash")?, row.try_get("status")?))
+                    Some((KeyRow::from_row(&row)?, row.try_get("secret_hash")?, row.try_get("status")?, row.try_get("username")?))
                 }
             }
         });
-        let Some((row, digest, status)) = found else {
+        let Some((row, digest, status, username)) = found else {
             return Ok(None);
         };
         let key = ApiKey::try_from(row)?;
@@ -347,6 +350,7 @@ impl ApiKeys {
             loaded_at: Instant::now(),
             key,
             digest,
+            username,
             user_active: status == UserStatus::Active.as_str(),
             last_use_written: AtomicI64::new(last),
         })))
@@ -395,6 +399,7 @@ impl ApiKeys {
         Ok(KeyPrincipal {
             key_id: key.id.clone(),
             user_id: key.user_id.clone(),
+            username: cached.username.clone(),
             scopes: key.scopes.clone(),
             plan: key.plan.clone(),
         })

@@ -23,7 +23,9 @@ pub enum AuthError {
     #[error("the token is not valid")]
     InvalidToken,
     /// The call needs an access token and none was presented.
-    #[error("this call needs an access token (authorization: Bearer <token>)")]
+    #[error(
+        "this call needs a credential: an access token (authorization: Bearer <token>) or an API key (x-api-key)"
+    )]
     MissingToken,
     /// The caller's token lacks what the call needs.
     #[error("this call needs the {0} scope")]

@@ -17,12 +17,13 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     AuthError,
+    access::{Credential, Principal, bearer_token},
     accounts::{Accounts, UserRequest},
     api_keys::{ApiKey, KeyRequest},
     domain::{Scope, scopes_of},
     plans::RateLimitPlan,
     store::{User, UserStatus},
-    tokens::{Claims, TokenPair},
+    tokens::TokenPair,
 };
 
 pub use harsha_proto::harsha::auth::v1::auth_service_server::AuthServiceServer;
@@ -62,31 +63,32 @@ impl AuthGrpc {
         self.accounts.get().ok_or(AuthError::NotReady)
     }
 
-    /// The claims of the caller's access token.
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Claims, AuthError> {
-        let token = bearer_token(request).ok_or(AuthError::MissingToken)?;
-        self.accounts()?.tokens.verify(token, Utc::now()).await
+    /// Who is calling: the principal the access layer admitted, or (when
+    /// the service runs without the layer) the bearer token's, verified
+    /// here.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, AuthError> {
+        if let Some(principal) = request.extensions().get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .ok_or(AuthError::MissingToken)?;
+        let claims = self.accounts()?.tokens.verify(token, Utc::now()).await?;
+        Ok(Principal::from_claims(&claims))
     }
 
-    /// The caller's claims, if they hold `scope`.
-    async fn require<T>(&self, request: &Request<T>, scope: Scope) -> Result<Claims, AuthError> {
-        let claims = self.caller(request).await?;
-        if claims.scopes.iter().any(|s| s == scope.as_str()) {
-            Ok(claims)
+    /// The caller, if they hold `scope`.
+    async fn require<T>(&self, request: &Request<T>, scope: Scope) -> Result<Principal, AuthError> {
+        let caller = self.caller(request).await?;
+        if caller.holds(scope) {
+            Ok(caller)
         } else {
             Err(AuthError::PermissionDenied(scope.as_str()))
         }
     }
-}
-
-/// The token of an `authorization: Bearer <token>` header, if any.
-pub fn bearer_token<T>(request: &Request<T>) -> Option<&str> {
-    let value = request.metadata().get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 fn user_to_proto(user: User) -> pb::User {
@@ -237,11 +239,16 @@ impl AuthService for AuthGrpc {
         let now = Utc::now();
         // The access token presented, if it is still good, ends too (it
         // may belong to another session than the refresh token's).
-        if let Ok(claims) = self.caller(&request).await {
-            let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        if let Ok(Principal {
+            user_id,
+            credential: Credential::Token { jti },
+            ..
+        }) = self.caller(&request).await
+        {
+            let expires = now + accounts.tokens.settings().access_ttl;
             accounts
                 .tokens
-                .revoke_jti(&claims.jti, &claims.sub, expires, "logged out", now)
+                .revoke_jti(&jti, &user_id, expires, "logged out", now)
                 .await?;
         }
         let token = required("refresh_token", &request.get_ref().refresh_token)?;
@@ -298,7 +305,7 @@ impl AuthService for AuthGrpc {
                 plan: request.rate_limit_plan,
             })
             .await?;
-        tracing::info!(by = %admin.sub, user_id = %user.id, "user created");
+        tracing::info!(by = %admin.user_id, user_id = %user.id, "user created");
         Ok(Response::new(pb::CreateUserResponse {
             user: Some(user_to_proto(user)),
         }))
@@ -354,7 +361,7 @@ impl AuthService for AuthGrpc {
                 Utc::now(),
             )
             .await?;
-        tracing::info!(by = %admin.sub, user_id = %user.id, "user updated");
+        tracing::info!(by = %admin.user_id, user_id = %user.id, "user updated");
         Ok(Response::new(pb::UpdateUserResponse {
             user: Some(user_to_proto(user)),
         }))
@@ -368,8 +375,8 @@ impl AuthService for AuthGrpc {
         let caller = self.caller(&request).await?;
         let request = request.into_inner();
         let id = required("user_id", &request.user_id)?;
-        let is_admin = caller.scopes.iter().any(|s| s == Scope::AuthAdmin.as_str());
-        let current = if caller.sub == id {
+        let is_admin = caller.holds(Scope::AuthAdmin);
+        let current = if caller.user_id == id {
             Some(required("current_password", &request.current_password)?)
         } else if is_admin {
             None
@@ -379,7 +386,7 @@ impl AuthService for AuthGrpc {
         self.accounts()?
             .change_password(id, current, &request.new_password, Utc::now())
             .await?;
-        tracing::info!(by = %caller.sub, user_id = %id, "password changed");
+        tracing::info!(by = %caller.user_id, user_id = %id, "password changed");
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
 
@@ -396,7 +403,7 @@ impl AuthService for AuthGrpc {
         // An unknown user is NOT_FOUND, not a silent nothing.
         accounts.users.user(id).await?;
         let revoked = accounts.tokens.revoke_user(id, &reason, Utc::now()).await?;
-        tracing::info!(by = %admin.sub, user_id = %id, revoked, "sessions revoked");
+        tracing::info!(by = %admin.user_id, user_id = %id, revoked, "sessions revoked");
         Ok(Response::new(pb::RevokeUserSessionsResponse {
             revoked_refresh_tokens: i32::try_from(revoked).unwrap_or(i32::MAX),
         }))
@@ -434,7 +441,7 @@ impl AuthService for AuthGrpc {
                 Utc::now(),
             )
             .await?;
-        tracing::info!(by = %admin.sub, key_id = %key.id, prefix = %key.prefix, "API key created");
+        tracing::info!(by = %admin.user_id, key_id = %key.id, prefix = %key.prefix, "API key created");
         Ok(Response::new(pb::CreateApiKeyResponse {
             api_key: Some(key_to_proto(key)),
             key: secret,
@@ -469,7 +476,7 @@ impl AuthService for AuthGrpc {
         let admin = self.require(&request, Scope::AuthAdmin).await?;
         let id = required("key_id", &request.get_ref().key_id)?;
         let key = self.accounts()?.keys.revoke(id, Utc::now()).await?;
-        tracing::info!(by = %admin.sub, key_id = %key.id, "API key revoked");
+        tracing::info!(by = %admin.user_id, key_id = %key.id, "API key revoked");
         Ok(Response::new(pb::RevokeApiKeyResponse {
             api_key: Some(key_to_proto(key)),
         }))
@@ -505,6 +512,7 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(pb::AuthenticateApiKeyResponse {
             key_id: principal.key_id,
             user_id: principal.user_id,
+            username: principal.username,
             scopes: principal
                 .scopes
                 .iter()
@@ -546,7 +554,7 @@ impl AuthService for AuthGrpc {
                 per_day: plan.per_day,
             })
             .await?;
-        tracing::info!(by = %admin.sub, plan = %plan.name, "rate-limit plan set");
+        tracing::info!(by = %admin.user_id, plan = %plan.name, "rate-limit plan set");
         Ok(Response::new(pb::SetRateLimitPlanResponse {
             plan: Some(plan_to_proto(plan)),
         }))
@@ -560,7 +568,7 @@ impl AuthService for AuthGrpc {
         let admin = self.require(&request, Scope::AuthAdmin).await?;
         let id = required("user_id", &request.get_ref().user_id)?;
         let user = self.accounts()?.disable(id, Utc::now()).await?;
-        tracing::info!(by = %admin.sub, user_id = %user.id, "user disabled");
+        tracing::info!(by = %admin.user_id, user_id = %user.id, "user disabled");
         Ok(Response::new(pb::DisableUserResponse {
             user: Some(user_to_proto(user)),
         }))
@@ -590,7 +598,7 @@ impl AuthService for AuthGrpc {
             .tokens
             .revoke_jti(jti, user_id, expires, &reason, now)
             .await?;
-        tracing::info!(by = %admin.sub, %jti, "access token revoked");
+        tracing::info!(by = %admin.user_id, %jti, "access token revoked");
         Ok(Response::new(pb::RevokeTokenResponse {}))
     }
 
@@ -610,7 +618,7 @@ impl AuthService for AuthGrpc {
     ) -> RpcResult<pb::RotateSigningKeysResponse> {
         let admin = self.require(&request, Scope::AuthAdmin).await?;
         let kid = self.accounts()?.tokens.rotate_keys(Utc::now()).await?;
-        tracing::info!(by = %admin.sub, %kid, "signing key rotated");
+        tracing::info!(by = %admin.user_id, %kid, "signing key rotated");
         Ok(Response::new(pb::RotateSigningKeysResponse { kid }))
     }
 }

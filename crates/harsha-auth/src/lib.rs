@@ -5,9 +5,10 @@
 //! JWTs with key rotation and a JWKS, rotating refresh tokens with reuse
 //! detection, revocation by token id, user or family), API keys with
 //! scopes and network allow-lists, rate-limit plans, and the gRPC server.
-//!
-//! The RBAC layer that enforces scopes on every server is not built yet.
+//! [`access`] decides whether a call may proceed; the tower layer in
+//! `harsha-mesh` applies it on every server.
 
+pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod domain;

@@ -1,7 +1,7 @@
 //! Access and refresh tokens.
 //!
 //! - **Access tokens** are JWTs signed with Ed25519 (`alg: EdDSA`), with a
-//!   `kid` header naming the signing key; claims `sub`, `roles`, `scopes`,
+//!   `kid` header naming the signing key; claims `sub`, `preferred_username`, `roles`, `scopes`,
 //!   `plan`, `jti`, `iat`, `nbf`, `exp`, `iss`, `aud`. Verification accepts
 //!   only EdDSA with a known `kid` (no `none`, no HMAC with a public key),
 //!   checks issuer, audience and times, then the revocation list.
@@ -70,6 +70,9 @@ impl Default for TokenSettings {
 pub struct Claims {
     /// The user's id.
     pub sub: String,
+    /// The user's login name.
+    #[serde(default)]
+    pub preferred_username: String,
     /// The user's roles.
     pub roles: Vec<String>,
     /// The scopes the roles grant.
@@ -236,6 +239,7 @@ impl TokenService {
         let roles: Vec<Role> = user.roles.clone();
         let claims = Claims {
             sub: user.id.clone(),
+            preferred_username: user.username.clone(),
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
             scopes: scopes_of(&roles)
                 .iter()
@@ -255,6 +259,12 @@ impl TokenService {
         let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&der))
             .map_err(internal)?;
         Ok((token, claims))
+    }
+
+    /// Makes sure a key signs (a new database has none until now), so the
+    /// JWKS is never empty once the service is up.
+    pub async fn ensure_signing_key(&self, now: DateTime<Utc>) -> Result<(), AuthError> {
+        self.signing_key(now).await.map(|_| ())
     }
 
     async fn signing_key(&self, now: DateTime<Utc>) -> Result<KeyRow, AuthError> {

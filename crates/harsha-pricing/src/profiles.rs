@@ -34,6 +34,7 @@ pub trait CustomerProfiles: Send + Sync + 'static {
 /// Profiles from the Customer service, cached for `ttl`.
 pub struct GrpcCustomerProfiles {
     client: CustomerServiceClient<Channel>,
+    api_key: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     ttl: Duration,
     capacity: usize,
     cache: Mutex<HashMap<(String, NaiveDate), (Instant, CustomerFacts)>>,
@@ -41,8 +42,22 @@ pub struct GrpcCustomerProfiles {
 
 impl GrpcCustomerProfiles {
     /// Profiles from the Customer service at `endpoint` (connected on first
-    /// use), each kept for `ttl`, at most `capacity` at a time.
-    pub fn new(endpoint: &str, ttl: Duration, capacity: usize) -> Result<Self, PricingError> {
+    /// use), each kept for `ttl`, at most `capacity` at a time. With
+    /// `api_key`, calls carry it (`x-api-key`; it needs `customer:read`).
+    pub fn new(
+        endpoint: &str,
+        ttl: Duration,
+        capacity: usize,
+        api_key: Option<&str>,
+    ) -> Result<Self, PricingError> {
+        let api_key = api_key
+            .filter(|key| !key.is_empty())
+            .map(|key| {
+                key.parse().map_err(|_| {
+                    PricingError::Unavailable("the customer API key is not valid metadata".into())
+                })
+            })
+            .transpose()?;
         let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
             .map_err(|e| {
                 PricingError::Unavailable(format!("bad customer endpoint {endpoint:?}: {e}"))
@@ -53,6 +68,7 @@ impl GrpcCustomerProfiles {
             .connect_lazy();
         Ok(Self {
             client: CustomerServiceClient::new(channel),
+            api_key,
             ttl,
             capacity,
             cache: Mutex::new(HashMap::new()),
@@ -91,10 +107,13 @@ impl CustomerProfiles for GrpcCustomerProfiles {
         if let Some(facts) = self.cached(&key) {
             return Ok(facts);
         }
-        let request = ResolveCustomerProfileRequest {
+        let mut request = tonic::Request::new(ResolveCustomerProfileRequest {
             customer: customer.to_string(),
             at: Some(date_to_proto(on)),
-        };
+        });
+        if let Some(key) = &self.api_key {
+            request.metadata_mut().insert("x-api-key", key.clone());
+        }
         let profile = match self.client.clone().resolve_customer_profile(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == StatusCode::NotFound => {

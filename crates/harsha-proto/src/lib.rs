@@ -4,7 +4,8 @@
 //! server reflection and REST transcoding.
 //!
 //! Nothing here is written by hand except the module tree, the wire-type
-//! helpers in [`convert`] and the request metadata names in [`metadata`].
+//! helpers in [`convert`], the request metadata names in [`metadata`] and
+//! the lookup in [`access`].
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
 pub mod convert;
@@ -14,6 +15,21 @@ pub mod metadata;
 /// the `google.api.http` options.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/harsha_descriptor.bin"));
+
+/// Who may call each RPC, from the contracts' `(harsha.type.v1.required_scope)`
+/// options.
+pub mod access {
+    include!(concat!(env!("OUT_DIR"), "/method_scopes.rs"));
+
+    /// The scope `path` (`/package.Service/Method`) requires, if it is a
+    /// Harsha RPC.
+    pub fn required_scope(path: &str) -> Option<&'static str> {
+        METHOD_SCOPES
+            .binary_search_by(|(p, _)| (*p).cmp(path))
+            .ok()
+            .map(|i| METHOD_SCOPES[i].1)
+    }
+}
 
 /// Google common types used by the contracts.
 pub mod google {

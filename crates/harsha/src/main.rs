@@ -219,6 +219,7 @@ fn service_config(settings: &Settings) -> anyhow::Result<server::ServiceConfig> 
         inventory_jobs,
         pricing: settings.pricing()?,
         auth: settings.auth()?,
+        access: settings.access()?,
     })
 }
 
@@ -233,7 +234,7 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
         settings.data_dir = dir;
     }
     let time_zone = settings.time_zone()?;
-    let config = service_config(&settings)?;
+    let mut config = service_config(&settings)?;
     let mut databases = Vec::new();
     for role in Role::ALL {
         let url = settings.embedded_url(role);
@@ -269,6 +270,17 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
         );
         println!("  user:     {}", admin.username);
         println!("  password: {}", password.reveal());
+    }
+    if config.access.enforce && config.pricing.customer_api_key.is_empty() {
+        // Pricing reads customer profiles with a key of its own, made anew
+        // at each start and never written anywhere.
+        config.pricing.customer_api_key = accounts
+            .internal_key(
+                "harsha up: pricing reads customer profiles",
+                &[harsha_auth::domain::Scope::CustomerRead],
+                chrono::Utc::now(),
+            )
+            .await?;
     }
 
     let shutdown = CancellationToken::new();

@@ -8,13 +8,23 @@
 //! server runs, so an outage of the database takes a replica out of rotation
 //! without getting it restarted. Calls made before the database is ready
 //! answer UNAVAILABLE.
+//!
+//! Every server runs the access layer (`harsha_mesh::AccessLayer`): each
+//! call to a Harsha RPC is checked against the scope its contract names,
+//! with token keys and revocations fetched from the Auth service; a server
+//! is not ready until it has them.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use harsha_auth::{Accounts, AuthGrpc, AuthSettings};
+use harsha_auth::{
+    Accounts, AuthGrpc, AuthSettings,
+    access::{Gatekeeper, GrpcKeyChecker},
+    verifier::{GrpcTrustSource, Verifier, VerifierSettings},
+};
 use harsha_customer::{CustomerGrpc, SqlCustomerStore};
 use harsha_inventory::{InventoryConfig, InventoryGrpc, SqlInventoryStore, jobs::JobSchedule};
+use harsha_mesh::AccessLayer;
 use harsha_pricing::{
     PricingGrpc, SqlPricingStore, cache::RuleCache, profiles::GrpcCustomerProfiles,
 };
@@ -137,6 +147,71 @@ pub struct ServiceConfig {
     pub pricing: crate::settings::PricingRuntime,
     /// The Auth service's settings.
     pub auth: AuthSettings,
+    /// Access control on every service.
+    pub access: AccessConfig,
+}
+
+/// Access control on every service.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// Whether calls are checked at all.
+    pub enforce: bool,
+    /// The Auth service, for keys, revocations and API keys.
+    pub auth_endpoint: String,
+    /// The `iss` tokens carry.
+    pub issuer: String,
+    /// The `aud` tokens carry.
+    pub audience: String,
+}
+
+/// The access layer for a server, and the gatekeeper whose readiness the
+/// server waits for (none when access control is off).
+fn access_layer(
+    kind: ServiceKind,
+    config: &AccessConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(AccessLayer, Option<Arc<Gatekeeper>>)> {
+    if !config.enforce {
+        tracing::warn!(
+            service = kind.name(),
+            "access control is off: every call is admitted"
+        );
+        return Ok((AccessLayer::open(), None));
+    }
+    let anyhow_of = |e: harsha_auth::AuthError| anyhow::anyhow!("{e}");
+    let keys = GrpcKeyChecker::new(&config.auth_endpoint).map_err(anyhow_of)?;
+    let source = Arc::new(GrpcTrustSource::new(&config.auth_endpoint).map_err(anyhow_of)?);
+    let slot: Arc<std::sync::OnceLock<Arc<Verifier>>> = Arc::default();
+    let gatekeeper = Arc::new(Gatekeeper::new(Arc::clone(&slot), Arc::new(keys)));
+    let settings = VerifierSettings {
+        issuer: config.issuer.clone(),
+        audience: config.audience.clone(),
+        ..VerifierSettings::default()
+    };
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        let verifier = loop {
+            match Verifier::load(source.clone(), settings.clone()).await {
+                Ok(verifier) => break verifier,
+                Err(error) => {
+                    tracing::debug!(service = kind.name(), %error, retry_in = ?backoff, "token keys not loaded yet");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let _ = slot.set(Arc::clone(&verifier));
+        tracing::info!(service = kind.name(), "token keys loaded");
+        verifier.run(shutdown.cancelled_owned()).await;
+    });
+    Ok((
+        AccessLayer::enforcing(Arc::clone(&gatekeeper)),
+        Some(gatekeeper),
+    ))
 }
 
 /// Where a service's store goes once its database is ready.
@@ -184,7 +259,9 @@ pub async fn run(
         .build_v1alpha()
         .context("building reflection v1alpha")?;
 
+    let (access, gatekeeper) = access_layer(kind, &config.access, &shutdown)?;
     let router = tonic::transport::Server::builder()
+        .layer(access)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -212,6 +289,7 @@ pub async fn run(
                 &pricing.customer_endpoint,
                 pricing.profile_ttl,
                 pricing.profile_capacity,
+                Some(pricing.customer_api_key.as_str()),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let service = PricingGrpc::new(Arc::clone(&slot), Arc::new(profiles), pricing.config);
@@ -238,6 +316,7 @@ pub async fn run(
         kind,
         database,
         hand_off,
+        gatekeeper,
         config.clone(),
         reporter,
         shutdown.clone(),
@@ -265,6 +344,7 @@ async fn become_ready(
     kind: ServiceKind,
     source: DatabaseSource,
     hand_off: StoreHandOff,
+    gatekeeper: Option<Arc<Gatekeeper>>,
     config: ServiceConfig,
     reporter: HealthReporter,
     shutdown: CancellationToken,
@@ -349,6 +429,17 @@ async fn become_ready(
                 .and_then(|pool| Ok(Accounts::new(pool, config.auth.clone())?));
             match accounts {
                 Ok(accounts) => {
+                    let mut backoff = Duration::from_millis(250);
+                    while let Err(error) =
+                        accounts.tokens.ensure_signing_key(chrono::Utc::now()).await
+                    {
+                        tracing::warn!(service = kind.name(), %error, "no signing key yet");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+                    }
                     let _ = slot.set(accounts);
                 }
                 Err(error) => {
@@ -362,6 +453,15 @@ async fn become_ready(
             }
         }
         StoreHandOff::Nothing => {}
+    }
+    // Calls cannot be checked until the token keys are loaded.
+    if let Some(gatekeeper) = gatekeeper {
+        while !gatekeeper.is_ready() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
     }
     tracing::info!(service = kind.name(), engine = %database.engine(), "ready");
     let mut serving = None;

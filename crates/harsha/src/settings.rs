@@ -40,12 +40,23 @@ pub struct Settings {
 /// The `[auth]` section.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthFileSettings {
+    /// Whether every service checks credentials and scopes.
+    pub enforce: bool,
+    /// The Auth service's endpoint; empty for the configured auth address.
+    pub endpoint: String,
+    /// The `iss` claim.
     pub issuer: String,
+    /// The `aud` claim.
     pub audience: String,
+    /// Seconds an access token lives.
     pub access_token_seconds: i64,
+    /// Days a refresh token lives.
     pub refresh_token_days: i64,
+    /// Failed logins that lock an account.
     pub lockout_failures: u32,
+    /// Within how many seconds.
     pub lockout_window_seconds: i64,
+    /// For how many seconds.
     pub lockout_seconds: i64,
 }
 
@@ -59,6 +70,8 @@ pub struct PricingSettings {
     /// The Customer service's gRPC endpoint; empty for the configured
     /// customer listen address.
     pub customer_endpoint: String,
+    /// The API key pricing presents to the Customer service.
+    pub customer_api_key: String,
     /// Seconds a customer profile is kept.
     pub profile_cache_seconds: u64,
     /// Most customer profiles kept.
@@ -76,6 +89,8 @@ pub struct PricingRuntime {
     pub config: harsha_pricing::PricingConfig,
     /// Where customer profiles come from.
     pub customer_endpoint: String,
+    /// The API key presented there.
+    pub customer_api_key: String,
     /// How long a profile is kept.
     pub profile_ttl: std::time::Duration,
     /// Most profiles kept.
@@ -247,6 +262,7 @@ impl Settings {
                 quote_validity: std::time::Duration::from_secs(pricing.quote_validity_seconds),
             },
             customer_endpoint,
+            customer_api_key: pricing.customer_api_key.clone(),
             profile_ttl: std::time::Duration::from_secs(pricing.profile_cache_seconds),
             profile_capacity: pricing.profile_cache_entries.max(1),
             cache_poll: std::time::Duration::from_millis(pricing.rule_cache_poll_ms),
@@ -288,6 +304,22 @@ impl Settings {
         })
     }
 
+    /// Access control on every service: on or off, and where the Auth
+    /// service is.
+    pub fn access(&self) -> anyhow::Result<crate::server::AccessConfig> {
+        let endpoint = if self.auth.endpoint.is_empty() {
+            format!("http://{}", self.services.auth)
+        } else {
+            self.auth.endpoint.clone()
+        };
+        Ok(crate::server::AccessConfig {
+            enforce: self.auth.enforce,
+            auth_endpoint: endpoint,
+            issuer: self.auth.issuer.clone(),
+            audience: self.auth.audience.clone(),
+        })
+    }
+
     pub fn embedded_url(&self, role: Role) -> String {
         format!(
             "sqlite://{}/{}.sqlite",
@@ -317,6 +349,9 @@ mod tests {
         let auth = settings.auth().unwrap();
         assert_eq!(auth.tokens.access_ttl, chrono::Duration::minutes(15));
         assert_eq!(auth.lockout.max_failures, 5);
+        let access = settings.access().unwrap();
+        assert!(access.enforce);
+        assert_eq!(access.auth_endpoint, "http://127.0.0.1:50054");
     }
 
     #[test]

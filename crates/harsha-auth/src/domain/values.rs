@@ -97,6 +97,13 @@ macro_rules! scopes {
                     $(Self::$variant => $name,)*
                 }
             }
+
+            /// What the scope grants.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $doc,)*
+                }
+            }
         }
 
         impl FromStr for Scope {
@@ -117,7 +124,7 @@ scopes! {
     CustomerWrite => "customer:write", "Change segments, assignments, territories.";
     InventoryRead => "inventory:read", "Read batches, movements, positions, expiry.";
     InventoryWrite => "inventory:write", "Receive, move, allocate and write off stock.";
-    PricingRead => "pricing:read", "Read rules, festivals, prices, quotes, analytics.";
+    PricingRead => "pricing:read", "Read rules, festivals, prices and rule effectiveness.";
     PricingWrite => "pricing:write", "Change rules, festivals and prices.";
     PricingQuote => "pricing:quote", "Price carts and apply quotes.";
     OrderWrite => "order:write", "Place and cancel orders.";
