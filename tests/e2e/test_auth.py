@@ -177,6 +177,8 @@ def test_disabled_users_lose_their_sessions(auth_stub, admin):
     assert code_of(lambda: login(auth_stub, user)) == grpc.StatusCode.PERMISSION_DENIED
     missing = code_of(lambda: auth_stub.DisableUser(pb.DisableUserRequest(user_id=str(uuid.uuid4())), metadata=admin))
     assert missing == grpc.StatusCode.NOT_FOUND
+    assert not auth_stub.EnableUser(pb.EnableUserRequest(user_id=user.user_id), metadata=admin).user.disabled
+    login(auth_stub, user)
 
 
 def test_users_update_and_list_in_pages(auth_stub, admin):

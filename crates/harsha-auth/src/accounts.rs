@@ -189,6 +189,18 @@ impl Accounts {
             .await
     }
 
+    /// Lets a disabled or locked-out user log in again.
+    pub async fn enable(&self, user_id: &str, now: DateTime<Utc>) -> Result<User, AuthError> {
+        self.users
+            .set_status(
+                user_id,
+                UserStatus::Active,
+                now,
+                self.tokens.settings().access_ttl,
+            )
+            .await
+    }
+
     /// Changes a user's email, roles or plan; empty fields stay.
     pub async fn update_user(
         &self,

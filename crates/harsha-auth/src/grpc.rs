@@ -574,6 +574,20 @@ impl AuthService for AuthGrpc {
         }))
     }
 
+    #[tracing::instrument(name = "AuthService.EnableUser", skip_all)]
+    async fn enable_user(
+        &self,
+        request: Request<pb::EnableUserRequest>,
+    ) -> RpcResult<pb::EnableUserResponse> {
+        let admin = self.require(&request, Scope::AuthAdmin).await?;
+        let id = required("user_id", &request.get_ref().user_id)?;
+        let user = self.accounts()?.enable(id, Utc::now()).await?;
+        tracing::info!(by = %admin.user_id, user_id = %user.id, "user enabled");
+        Ok(Response::new(pb::EnableUserResponse {
+            user: Some(user_to_proto(user)),
+        }))
+    }
+
     #[tracing::instrument(name = "AuthService.RevokeToken", skip_all)]
     async fn revoke_token(
         &self,

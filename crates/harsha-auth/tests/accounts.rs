@@ -20,7 +20,7 @@ harsha_testkit::on_sqlite_and_postgres!(
     logout_ends_the_family_and_its_access_tokens,
     revoking_a_user_ends_every_session,
     a_password_change_needs_the_current_one_and_ends_sessions,
-    disabling_ends_sessions,
+    disabling_ends_sessions_and_enabling_lifts_a_lock,
 );
 
 const PASSWORD: &str = "kaju katli at diwali";
@@ -312,7 +312,7 @@ async fn a_password_change_needs_the_current_one_and_ends_sessions(engine: Engin
         .unwrap();
 }
 
-async fn disabling_ends_sessions(engine: Engine) {
+async fn disabling_ends_sessions_and_enabling_lifts_a_lock(engine: Engine) {
     let f = fixture(engine).await;
     let user = f.user("noor").await;
     let now = Utc::now();
@@ -328,4 +328,12 @@ async fn disabling_ends_sessions(engine: Engine) {
         f.accounts.disable("nobody", now).await,
         Err(AuthError::UserNotFound(_))
     ));
+    // Enabled again, and a lock-out is lifted with it.
+    for _ in 0..5 {
+        let _ = f.accounts.login("noor", "wrong wrong wrong", now).await;
+    }
+    let enabled = f.accounts.enable(&user.id, now).await.unwrap();
+    assert_eq!(enabled.status, harsha_auth::store::UserStatus::Active);
+    assert_eq!(enabled.failures.count, 0);
+    f.accounts.login("noor", PASSWORD, now).await.unwrap();
 }

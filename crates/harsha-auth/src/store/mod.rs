@@ -131,7 +131,8 @@ pub trait UserStore: Send + Sync + 'static {
         access_ttl: chrono::Duration,
     ) -> Result<(), AuthError>;
     /// Enables or disables a user; disabling revokes the user's tokens
-    /// (access tokens of lifetime `access_ttl`) in the same transaction.
+    /// (access tokens of lifetime `access_ttl`), enabling clears failed
+    /// logins and any lock, in the same transaction.
     async fn set_status(
         &self,
         user_id: &str,

@@ -242,8 +242,18 @@ impl UserStore for SqlUserStore {
             if changed.rows_affected() == 0 {
                 return Err(AuthError::UserNotFound(user_id.to_owned()));
             }
-            if status == UserStatus::Disabled {
-                revoke!(tx, REFRESH_OF_USER, ACCESS_OF_USER, user_id, "user disabled", now, access_ttl);
+            match status {
+                UserStatus::Disabled => {
+                    revoke!(tx, REFRESH_OF_USER, ACCESS_OF_USER, user_id, "user disabled", now, access_ttl);
+                }
+                UserStatus::Active => {
+                    sqlx::query(
+                        "UPDATE api_users SET failed_attempts = 0, first_failed_at = NULL, locked_until = NULL WHERE id = $1",
+                    )
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
             tx.commit().await?;
         });
