@@ -101,6 +101,9 @@ class Mesh:
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
 
+    def edge_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports['edge']}{path}"
+
     def token(self) -> str:
         """An access token of the first admin (every scope)."""
         if self._token is None:
@@ -183,6 +186,8 @@ def start_mesh(data_dir: Path) -> Mesh:
     env = dict(os.environ)
     for service, port in ports.items():
         env[f"HARSHA__SERVICES__{service.upper()}"] = f"127.0.0.1:{port}"
+    ports["edge"] = free_port()
+    env["HARSHA__EDGE__LISTEN"] = f"127.0.0.1:{ports['edge']}"
     process = subprocess.Popen(
         [harsha_binary(), "up", "--demo", "--data-dir", str(data_dir)],
         env=env,

@@ -51,3 +51,15 @@ def test_kustomization_lists_every_manifest():
     listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
     present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == present
+
+
+def test_the_edge_is_deployed_behind_an_http_service():
+    deployments = {doc["metadata"]["name"]: doc for _, doc in documents() if doc["kind"] == "Deployment"}
+    services = {doc["metadata"]["name"]: doc for _, doc in documents() if doc["kind"] == "Service"}
+    container = deployments["harsha-edge"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["serve", "edge"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert services["harsha-edge"]["spec"]["ports"][0]["targetPort"] == "http"
+    config = next(doc for _, doc in documents() if doc["kind"] == "ConfigMap")["data"]["harsha.toml"]
+    for name, port in SERVICES.items():
+        assert f'{name} = "http://harsha-{name}:{port}"' in config

@@ -1,7 +1,9 @@
-//! Tower layers shared by the mesh's servers (and, later, the edge and
-//! service clients). Today: [`access`], the RBAC layer every gRPC server
-//! runs, so a service called directly is as protected as through the edge.
+//! Middleware shared by the mesh's servers and the edge: [`access`], the
+//! RBAC layer every gRPC server runs (so a service called directly is as
+//! protected as through the edge), and [`ratelimit`], the multi-tier rate
+//! limiter the edge applies per principal.
 
 pub mod access;
+pub mod ratelimit;
 
 pub use access::AccessLayer;

@@ -57,10 +57,10 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Run one service on its configured database.
+    /// Run one service on its configured database, or the REST edge.
     Serve {
         /// The service to run.
-        service: ServiceKind,
+        service: ServeTarget,
         /// The address to listen on (overrides the settings).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -74,6 +74,36 @@ enum Command {
     /// Operator tasks on the configured gateway database.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+/// What `harsha serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServeTarget {
+    /// Segments, assignments, territories, profiles.
+    Customer,
+    /// Batches, movements, expiry.
+    Inventory,
+    /// Dynamic pricing rules.
+    Pricing,
+    /// Users, tokens, keys.
+    Auth,
+    /// Events and conflicts.
+    Sync,
+    /// The REST/JSON edge in front of them.
+    Edge,
+}
+
+impl ServeTarget {
+    fn service(self) -> Option<ServiceKind> {
+        Some(match self {
+            Self::Customer => ServiceKind::Customer,
+            Self::Inventory => ServiceKind::Inventory,
+            Self::Pricing => ServiceKind::Pricing,
+            Self::Auth => ServiceKind::Auth,
+            Self::Sync => ServiceKind::Sync,
+            Self::Edge => return None,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +336,16 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             shutdown.clone(),
         ));
     }
+    let edge_address = settings.edge.listen;
+    let edge_listener = TcpListener::bind(edge_address)
+        .await
+        .with_context(|| format!("cannot listen on {edge_address} for the edge"))?;
+    println!(
+        "  {:<10} http://{}  REST/JSON for every service",
+        "edge",
+        edge_listener.local_addr()?
+    );
+    servers.spawn(run_edge(&settings, edge_listener, shutdown.clone()).await?);
     println!(
         "Try: grpcurl -plaintext {} list",
         settings.services.customer
@@ -322,11 +362,42 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
     result
 }
 
+/// Runs the edge on `listener` until `shutdown` is cancelled.
+async fn run_edge(
+    settings: &Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
+    let edge = harsha_edge::Edge::new(settings.edge()?)?;
+    Ok(async move {
+        harsha_edge::serve(edge, listener, shutdown.cancelled_owned())
+            .await
+            .context("serving the edge")
+    })
+}
+
 async fn serve(
     settings: Settings,
-    kind: ServiceKind,
+    target: ServeTarget,
     listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
+    let Some(kind) = target.service() else {
+        let address = listen.unwrap_or(settings.edge.listen);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} for the edge"))?;
+        tracing::info!(address = %listener.local_addr()?, "edge listening");
+        let shutdown = CancellationToken::new();
+        cancel_on_signal(shutdown.clone());
+        let mut servers = JoinSet::new();
+        servers.spawn(run_edge(&settings, listener, shutdown.clone()).await?);
+        return supervise(
+            servers,
+            shutdown,
+            Duration::from_secs(settings.shutdown_grace_seconds),
+        )
+        .await;
+    };
     let config = service_config(&settings)?;
     let listener = bind(
         kind,

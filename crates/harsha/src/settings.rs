@@ -35,6 +35,33 @@ pub struct Settings {
     /// Pricing service behaviour.
     pub pricing: PricingSettings,
     pub auth: AuthFileSettings,
+    pub edge: EdgeSettings,
+}
+
+/// The `[edge]` section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EdgeSettings {
+    /// Where the edge listens.
+    pub listen: SocketAddr,
+    /// The default deadline of a call, in seconds.
+    pub timeout_seconds: u64,
+    /// Where each service is; empty for the `[services]` address.
+    pub upstreams: EdgeUpstreams,
+}
+
+/// The `[edge.upstreams]` section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EdgeUpstreams {
+    /// The Customer service.
+    pub customer: String,
+    /// The Inventory service.
+    pub inventory: String,
+    /// The Pricing service.
+    pub pricing: String,
+    /// The Auth service.
+    pub auth: String,
+    /// The Sync service.
+    pub sync: String,
 }
 
 /// The `[auth]` section.
@@ -317,6 +344,47 @@ impl Settings {
             auth_endpoint: endpoint,
             issuer: self.auth.issuer.clone(),
             audience: self.auth.audience.clone(),
+        })
+    }
+
+    /// The edge's configuration: every service's endpoint.
+    pub fn edge(&self) -> anyhow::Result<harsha_edge::EdgeConfig> {
+        anyhow::ensure!(
+            self.edge.timeout_seconds > 0,
+            "edge.timeout_seconds must be positive"
+        );
+        let upstreams = &self.edge.upstreams;
+        let pick = |configured: &str, address: SocketAddr| {
+            if configured.is_empty() {
+                format!("http://{address}")
+            } else {
+                configured.to_owned()
+            }
+        };
+        Ok(harsha_edge::EdgeConfig {
+            upstreams: vec![
+                (
+                    "harsha.customer.v1.CustomerService".into(),
+                    pick(&upstreams.customer, self.services.customer),
+                ),
+                (
+                    "harsha.inventory.v1.InventoryService".into(),
+                    pick(&upstreams.inventory, self.services.inventory),
+                ),
+                (
+                    "harsha.pricing.v1.PricingService".into(),
+                    pick(&upstreams.pricing, self.services.pricing),
+                ),
+                (
+                    "harsha.auth.v1.AuthService".into(),
+                    pick(&upstreams.auth, self.services.auth),
+                ),
+                (
+                    "harsha.sync.v1.SyncService".into(),
+                    pick(&upstreams.sync, self.services.sync),
+                ),
+            ],
+            default_timeout: std::time::Duration::from_secs(self.edge.timeout_seconds),
         })
     }
 

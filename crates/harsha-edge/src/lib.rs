@@ -1,0 +1,364 @@
+//! The REST/JSON edge of Harsha Mesh: one HTTP server in front of every
+//! service, whose routes are derived at start from the descriptor set —
+//! each RPC's `google.api.http` rule — so an RPC gains its REST route with
+//! no edge code written for it.
+//!
+//! A request is matched to a route ([`routes`]), its path variables, query
+//! string and JSON body become the request message ([`transcode`]), the
+//! RPC is called over gRPC with a codec that needs no generated types
+//! ([`codec`]), and the answer goes back as proto3 JSON, or as a
+//! `google.rpc.Status`-shaped error with the standard HTTP status
+//! ([`errors`]). Credentials (`Authorization`, `X-Api-Key`), request ids,
+//! trace context and `Grpc-Metadata-*` headers travel as gRPC metadata; the
+//! services enforce each RPC's scope themselves.
+//!
+//! Still to come (issue 7): OpenAPI, the edge's own authentication and
+//! rate limits, circuit breaking, load balancing and health checking over
+//! `service_routes`, the response cache and the audit log.
+
+pub mod codec;
+pub mod errors;
+pub mod routes;
+pub mod transcode;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use axum::{body::Body, extract::Request, response::Response};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use prost_reflect::DescriptorPool;
+use tonic::{Code, transport::Channel};
+
+use crate::{codec::DynamicCodec, errors::edge_error, routes::RouteTable};
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+/// The request-id header, generated when a request has none.
+const REQUEST_ID: &str = "x-request-id";
+/// Headers passed to the services as metadata, as they are.
+const FORWARDED: &[&str] = &["authorization", "x-api-key", "traceparent", "tracestate"];
+/// Headers whose remainder becomes a metadata name.
+const METADATA_PREFIX: &str = "grpc-metadata-";
+
+/// Where each service is, and how long a call may take by default.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// `(service full name, endpoint URL)` pairs.
+    pub upstreams: Vec<(String, String)>,
+    /// The deadline of a call whose request names none.
+    pub default_timeout: Duration,
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The routes could not be derived.
+    #[error(transparent)]
+    Routes(#[from] routes::RouteError),
+    /// An upstream endpoint is not a URL.
+    #[error("upstream {service}: {reason}")]
+    Upstream {
+        /// The service.
+        service: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The edge: routes, descriptors and a channel per service.
+pub struct Edge {
+    pool: DescriptorPool,
+    routes: RouteTable,
+    channels: HashMap<String, Channel>,
+    default_timeout: Duration,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("routes", &self.routes.routes().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Edge {
+    /// An edge in front of `config.upstreams`, with every annotated RPC of
+    /// those services routed.
+    pub fn new(config: EdgeConfig) -> Result<Arc<Self>, EdgeError> {
+        let pool = DescriptorPool::decode(harsha_proto::FILE_DESCRIPTOR_SET)
+            .map_err(|e| routes::RouteError::Descriptors(e.to_string()))?;
+        let services: Vec<&str> = config.upstreams.iter().map(|(s, _)| s.as_str()).collect();
+        let routes = RouteTable::build(&pool, &services)?;
+        let mut channels = HashMap::new();
+        for (service, endpoint) in &config.upstreams {
+            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                .map_err(|e| EdgeError::Upstream {
+                    service: service.clone(),
+                    reason: e.to_string(),
+                })?
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_adaptive_window(true)
+                .connect_lazy();
+            channels.insert(service.clone(), channel);
+        }
+        tracing::info!(
+            routes = routes.routes().len(),
+            "edge routes derived from the contracts"
+        );
+        Ok(Arc::new(Self {
+            pool,
+            routes,
+            channels,
+            default_timeout: config.default_timeout,
+        }))
+    }
+
+    /// The routes, for listing and documentation.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The HTTP application.
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route(
+                "/healthz",
+                axum::routing::get(|| async {
+                    json_response(StatusCode::OK, br#"{"status":"SERVING"}"#.to_vec())
+                }),
+            )
+            .fallback(move |request: Request| {
+                let edge = Arc::clone(&self);
+                async move { edge.handle(request).await }
+            })
+    }
+
+    async fn handle(&self, request: Request) -> Response {
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        let span = tracing::info_span!("edge", method = %request.method(), path = %request.uri().path(), %request_id);
+        let _entered = span.enter();
+        let mut response = self.transcode(request, &request_id).await;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        tracing::info!(status = response.status().as_u16(), "answered");
+        response
+    }
+
+    async fn transcode(&self, request: Request, request_id: &str) -> Response {
+        let (parts, body) = request.into_parts();
+        let matched = match self.routes.find(&parts.method, parts.uri.path()) {
+            Ok(matched) => matched,
+            Err(true) => {
+                let (_, body) =
+                    edge_error(Code::Unimplemented, "this path does not take this method");
+                return json_response(StatusCode::METHOD_NOT_ALLOWED, body);
+            }
+            Err(false) => {
+                let (status, body) = edge_error(
+                    Code::NotFound,
+                    &format!("no route for {} {}", parts.method, parts.uri.path()),
+                );
+                return json_response(status, body);
+            }
+        };
+        let route = matched.route;
+        if let Some(kind) = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            && !kind.starts_with("application/json")
+        {
+            let (_, body) = edge_error(
+                Code::InvalidArgument,
+                &format!("the body must be application/json, not {kind}"),
+            );
+            return json_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, body);
+        }
+        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let (_, body) = edge_error(
+                    Code::InvalidArgument,
+                    &format!("the body is larger than {MAX_BODY} bytes"),
+                );
+                return json_response(StatusCode::PAYLOAD_TOO_LARGE, body);
+            }
+        };
+        let message =
+            match transcode::request_message(route, &matched.captured, parts.uri.query(), &bytes) {
+                Ok(message) => message,
+                Err(error) => {
+                    let (status, body) = edge_error(Code::InvalidArgument, &error.0);
+                    return json_response(status, body);
+                }
+            };
+        let service = route.method.parent_service().full_name().to_owned();
+        let Some(channel) = self.channels.get(&service) else {
+            let (status, body) = edge_error(Code::Unavailable, &format!("{service} is not routed"));
+            return json_response(status, body);
+        };
+        let mut call = tonic::Request::new(message);
+        forward_headers(&parts.headers, request_id, call.metadata_mut());
+        call.set_timeout(deadline(&parts.headers).unwrap_or(self.default_timeout));
+        let path = match format!("/{service}/{}", route.method.name())
+            .parse::<http::uri::PathAndQuery>()
+        {
+            Ok(path) => path,
+            Err(error) => {
+                let (status, body) = edge_error(Code::Internal, &error.to_string());
+                return json_response(status, body);
+            }
+        };
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        if let Err(error) = grpc.ready().await {
+            let (status, body) = edge_error(
+                Code::Unavailable,
+                &format!("{service} is unreachable: {error}"),
+            );
+            return json_response(status, body);
+        }
+        let answer = grpc
+            .unary(call, path, DynamicCodec::new(route.method.output()))
+            .await;
+        match answer {
+            Ok(reply) => {
+                let (metadata, message, _) = reply.into_parts();
+                match transcode::response_json(&message, route.response_body.as_deref()) {
+                    Ok(body) => {
+                        let mut response = json_response(StatusCode::OK, body);
+                        copy_metadata(&metadata, response.headers_mut());
+                        response
+                    }
+                    Err(error) => {
+                        let (status, body) =
+                            edge_error(Code::Internal, &format!("encoding the response: {error}"));
+                        json_response(status, body)
+                    }
+                }
+            }
+            Err(status) => {
+                let mut response = json_response(
+                    errors::http_status(status.code()),
+                    errors::status_json(&status, &self.pool),
+                );
+                copy_metadata(status.metadata(), response.headers_mut());
+                response
+            }
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Credentials, the request id, trace context and `Grpc-Metadata-*`
+/// headers as gRPC metadata.
+fn forward_headers(
+    headers: &HeaderMap,
+    request_id: &str,
+    metadata: &mut tonic::metadata::MetadataMap,
+) {
+    for (name, value) in headers {
+        let name = name.as_str();
+        let key = if FORWARDED.contains(&name) {
+            name
+        } else if let Some(rest) = name.strip_prefix(METADATA_PREFIX) {
+            rest
+        } else {
+            continue;
+        };
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value.to_str().ok().and_then(|v| v.parse().ok()).ok_or(()),
+        ) {
+            metadata.insert(key, value);
+        }
+    }
+    if let Ok(value) = request_id.parse() {
+        metadata.insert(REQUEST_ID, value);
+    }
+}
+
+/// Response metadata as `Grpc-Metadata-*` headers (ASCII values only).
+fn copy_metadata(metadata: &tonic::metadata::MetadataMap, headers: &mut HeaderMap) {
+    for entry in metadata.iter() {
+        if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
+            let name = key.as_str();
+            if name.starts_with("grpc-") || name == "content-type" {
+                continue;
+            }
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(format!("{METADATA_PREFIX}{name}").as_bytes()),
+                HeaderValue::from_bytes(value.as_encoded_bytes()),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
+
+/// The deadline a request asks for: `X-Request-Timeout` in seconds, or a
+/// gRPC-style `Grpc-Timeout` (`100m`, `5S`).
+fn deadline(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(seconds) = headers
+        .get("x-request-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+    {
+        return Some(Duration::from_secs_f64(seconds));
+    }
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (amount, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// Serves `edge` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    edge: Arc<Edge>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, edge.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_come_from_either_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(deadline(&headers), None);
+        headers.insert("grpc-timeout", HeaderValue::from_static("250m"));
+        assert_eq!(deadline(&headers), Some(Duration::from_millis(250)));
+        headers.insert("x-request-timeout", HeaderValue::from_static("1.5"));
+        assert_eq!(deadline(&headers), Some(Duration::from_millis(1500)));
+        headers.insert("x-request-timeout", HeaderValue::from_static("-3"));
+        assert_eq!(deadline(&headers), Some(Duration::from_millis(250)));
+    }
+}

@@ -1,0 +1,204 @@
+"""The REST/JSON edge, called as any HTTP client would: every annotated RPC
+has its route (derived from the contracts, no edge code per RPC), proto3
+JSON both ways, path variables, query strings and bodies, each error
+mapped to its HTTP status with a google.rpc.Status-shaped body, and request
+ids echoed."""
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from google.api import annotations_pb2
+
+from harsha.auth.v1 import auth_pb2
+from harsha.customer.v1 import customer_pb2
+from harsha.inventory.v1 import inventory_pb2
+from harsha.pricing.v1 import pricing_pb2
+
+
+class Answer:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.raw = body
+        self.json = json.loads(body) if body else None
+
+
+def call(mesh, method, path, body=None, token=None, headers=None, raw=None) -> Answer:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(mesh.edge_url(path), data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return Answer(reply.status, reply.headers, reply.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, error.headers, error.read())
+
+
+def test_logging_in_and_reading_through_rest(mesh):
+    login = call(mesh, "POST", "/v1/auth/login", {"username": "admin", "password": mesh.admin_password()})
+    assert login.status == 200, login.raw
+    token = login.json["accessToken"]
+    mesh.secrets.update({token, login.json["refreshToken"]})
+    assert login.json["tokenType"] == "Bearer" and login.json["expiresIn"] == "900", "int64 as a string"
+    jwks = call(mesh, "GET", "/.well-known/jwks.json")
+    assert jwks.status == 200 and jwks.json["keys"][0]["kty"] == "OKP"
+
+    segment = call(mesh, "GET", "/v1/segments/RETAIL", token=token)
+    assert segment.status == 200, segment.raw
+    assert segment.json["segment"]["segmentName"] == "Retail shops"
+    page = call(mesh, "GET", "/v1/segments?pageSize=2", token=token)
+    assert len(page.json["segments"]) == 2 and page.json["nextPageToken"]
+    rest = call(mesh, "GET", f"/v1/segments?pageSize=2&page_token={page.json['nextPageToken']}", token=token)
+    assert rest.status == 200 and rest.json["segments"][0]["code"] != page.json["segments"][0]["code"]
+    profile = call(mesh, "GET", "/v1/customers/CUST-0003/profile", token=token)
+    assert profile.status == 200 and profile.json["customer"] == "CUST-0003"
+    position = call(mesh, "GET", "/v1/items/KAJU-KATLI/stock-position", token=token)
+    assert position.status == 200, position.raw
+    assert position.json["itemCode"] == "KAJU-KATLI" and position.json["warehouses"]
+
+
+def test_bodies_path_variables_and_nested_fields(mesh):
+    token = mesh.token()
+    name = f"gold-{uuid.uuid4().hex[:6]}"
+    # body: "plan" with {plan.name} from the path.
+    put = call(mesh, "PUT", f"/v1/rate-limit-plans/{name}", {"perMinute": 100, "perHour": "5000", "perDay": 90000},
+               token=token)
+    assert put.status == 200, put.raw
+    assert put.json["plan"] == {"name": name, "perMinute": 100, "perHour": 5000, "perDay": 90000}
+    user = call(mesh, "POST", "/v1/users", {"username": f"rest{uuid.uuid4().hex[:6]}", "email": "rest@harshadelights.in",
+                                              "password": "kalakand all day", "roles": ["viewer"]}, token=token)
+    assert user.status == 200, user.raw
+    user_id = user.json["user"]["userId"]
+    patched = call(mesh, "PATCH", f"/v1/users/{user_id}", {"rate_limit_plan": name}, token=token)
+    assert patched.status == 200 and patched.json["user"]["rateLimitPlan"] == name
+    disabled = call(mesh, "POST", f"/v1/users/{user_id}:disable", {}, token=token)
+    assert disabled.status == 200 and disabled.json["user"]["disabled"] is True
+
+
+def test_errors_map_to_http_statuses_with_status_bodies(mesh):
+    token = mesh.token()
+    unauthenticated = call(mesh, "GET", "/v1/segments")
+    assert unauthenticated.status == 401 and unauthenticated.json["code"] == 16
+    viewer_name = f"viewer{uuid.uuid4().hex[:6]}"
+    call(mesh, "POST", "/v1/users", {"username": viewer_name, "email": f"{viewer_name}@harshadelights.in",
+                                     "password": "kalakand all day", "roles": ["viewer"]}, token=token)
+    viewer = call(mesh, "POST", "/v1/auth/login", {"username": viewer_name, "password": "kalakand all day"}).json["accessToken"]
+    mesh.secrets.add(viewer)
+    forbidden = call(mesh, "POST", "/v1/segments", {}, token=viewer)
+    assert forbidden.status == 403 and forbidden.json["code"] == 7
+
+    invalid = call(mesh, "POST", "/v1/users", {"username": "x", "email": "x@harshadelights.in", "password": "kalakand all day",
+                                                "roles": ["viewer"]}, token=token)
+    assert invalid.status == 400 and invalid.json["code"] == 3
+    (detail,) = invalid.json["details"]
+    assert detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    assert detail["fieldViolations"][0]["field"] == "username"
+
+    assert call(mesh, "GET", "/v1/segments/NO-SUCH-SEGMENT", token=token).status == 404
+    taken = call(mesh, "POST", "/v1/users", {"username": viewer_name, "email": "other@harshadelights.in",
+                                              "password": "kalakand all day", "roles": ["viewer"]}, token=token)
+    assert taken.status == 409 and taken.json["code"] == 6
+    locked_name = f"lock{uuid.uuid4().hex[:6]}"
+    call(mesh, "POST", "/v1/users", {"username": locked_name, "email": f"{locked_name}@harshadelights.in",
+                                     "password": "kalakand all day", "roles": ["viewer"]}, token=token)
+    for _ in range(5):
+        last = call(mesh, "POST", "/v1/auth/login", {"username": locked_name, "password": "wrong wrong wrong"})
+    assert last.status == 429 and last.json["code"] == 8
+
+
+def test_the_edge_refuses_what_it_cannot_transcode(mesh):
+    token = mesh.token()
+    malformed = call(mesh, "POST", "/v1/users", raw=b'{"username": ', token=token)
+    assert malformed.status == 400 and "not valid JSON" in malformed.json["message"]
+    unknown = call(mesh, "POST", "/v1/users", {"nickname": "laddu"}, token=token)
+    assert unknown.status == 400 and "nickname" in unknown.json["message"]
+    wrong_type = call(mesh, "GET", "/v1/segments?pageSize=ten", token=token)
+    assert wrong_type.status == 400 and "page_size" in wrong_type.json["message"]
+    assert call(mesh, "GET", "/v1/nowhere", token=token).status == 404
+    assert call(mesh, "DELETE", "/v1/users", token=token).status == 405
+    text = urllib.request.Request(mesh.edge_url("/v1/auth/login"), data=b"user=admin", method="POST")
+    text.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(text, timeout=10)
+    assert refused.value.code == 415
+
+
+def test_request_ids_are_echoed_or_made(mesh):
+    mine = call(mesh, "GET", "/.well-known/jwks.json", headers={"X-Request-Id": "req-42"})
+    assert mine.headers["X-Request-Id"] == "req-42"
+    made = call(mesh, "GET", "/.well-known/jwks.json")
+    assert len(made.headers["X-Request-Id"]) == 36
+
+
+def routes_in_contracts():
+    for module in (auth_pb2, customer_pb2, inventory_pb2, pricing_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                options = method.GetOptions()
+                if not options.HasExtension(annotations_pb2.http):
+                    continue
+                rule = options.Extensions[annotations_pb2.http]
+                kind = rule.WhichOneof("pattern")
+                yield method.full_name, kind.upper(), getattr(rule, kind)
+
+
+def test_every_annotated_rpc_is_reachable(mesh):
+    import re
+
+    # A session of its own: the probe logs out (and revokes) what it carries.
+    token = call(mesh, "POST", "/v1/auth/login", {"username": "admin", "password": mesh.admin_password()}).json["accessToken"]
+    mesh.secrets.add(token)
+    seen = 0
+    for name, verb, template in routes_in_contracts():
+        path = re.sub(r"\{[^}]+\}", "x-probe", template)
+        body = {} if verb in ("POST", "PUT", "PATCH") else None
+        answer = call(mesh, verb, path, body, token=token)
+        # Anything but the edge's own "no route" (the service may well say
+        # the probe value is not found or not valid).
+        assert not (answer.status == 404 and answer.json["message"].startswith("no route")), (name, verb, path)
+        assert answer.status != 405, (name, verb, path)
+        seen += 1
+    assert seen >= 60
+
+
+def test_harsha_serve_edge_runs_the_edge_alone(mesh):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import free_port, harsha_binary
+
+    port = free_port()
+    env = dict(os.environ)
+    for service in ("customer", "inventory", "pricing", "auth", "sync"):
+        env[f"HARSHA__EDGE__UPSTREAMS__{service.upper()}"] = f"http://{mesh.address(service)}"
+    process = subprocess.Popen([harsha_binary(), "serve", "edge", "--listen", f"127.0.0.1:{port}"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/segments/RETAIL", timeout=5):
+                    pass
+            except urllib.error.HTTPError as error:
+                assert error.code == 401, "the services behind it still demand a credential"
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the edge never answered"
+                time.sleep(0.2)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/segments/RETAIL")
+        request.add_header("Authorization", f"Bearer {mesh.token()}")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            assert json.loads(reply.read())["segment"]["code"] == "RETAIL"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
