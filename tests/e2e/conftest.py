@@ -188,6 +188,7 @@ def start_mesh(data_dir: Path) -> Mesh:
         env[f"HARSHA__SERVICES__{service.upper()}"] = f"127.0.0.1:{port}"
     ports["edge"] = free_port()
     env["HARSHA__EDGE__LISTEN"] = f"127.0.0.1:{ports['edge']}"
+    env["HARSHA__EDGE__USAGE_FLUSH_SECONDS"] = "1"
     process = subprocess.Popen(
         [harsha_binary(), "up", "--demo", "--data-dir", str(data_dir)],
         env=env,

@@ -178,7 +178,8 @@ def test_harsha_serve_edge_runs_the_edge_alone(mesh):
     from conftest import free_port, harsha_binary
 
     port = free_port()
-    env = dict(os.environ)
+    env = dict(os.environ, HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
+               HARSHA__DATABASES__GATEWAY=f"sqlite://{mesh.data_dir}/gateway.sqlite")
     for service in ("customer", "inventory", "pricing", "auth", "sync"):
         env[f"HARSHA__EDGE__UPSTREAMS__{service.upper()}"] = f"http://{mesh.address(service)}"
     process = subprocess.Popen([harsha_binary(), "serve", "edge", "--listen", f"127.0.0.1:{port}"], env=env,
@@ -187,14 +188,14 @@ def test_harsha_serve_edge_runs_the_edge_alone(mesh):
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/segments/RETAIL", timeout=5):
-                    pass
-            except urllib.error.HTTPError as error:
-                assert error.code == 401, "the services behind it still demand a credential"
-                break
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                    break
             except OSError:
-                assert time.monotonic() < deadline, "the edge never answered"
+                assert time.monotonic() < deadline, "the edge never became ready"
                 time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/segments/RETAIL", timeout=5)
+        assert refused.value.code == 401, "no credential, no call"
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/segments/RETAIL")
         request.add_header("Authorization", f"Bearer {mesh.token()}")
         with urllib.request.urlopen(request, timeout=10) as reply:
@@ -202,3 +203,47 @@ def test_harsha_serve_edge_runs_the_edge_alone(mesh):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_plans_limit_each_principal_with_headers_and_usage_is_recorded(mesh):
+    import sqlite3
+    import time
+
+    token = mesh.token()
+    plan = f"tiny-{uuid.uuid4().hex[:6]}"
+    assert call(mesh, "PUT", f"/v1/rate-limit-plans/{plan}", {"perMinute": 3, "perHour": 100, "perDay": 1000},
+                token=token).status == 200
+    name = f"tiny{uuid.uuid4().hex[:6]}"
+    user = call(mesh, "POST", "/v1/users", {"username": name, "email": f"{name}@harshadelights.in",
+                                             "password": "kalakand all day", "roles": ["viewer"],
+                                             "rateLimitPlan": plan}, token=token).json["user"]
+    # Stay inside one minute window.
+    if time.time() % 60 > 45:
+        time.sleep(61 - time.time() % 60)
+    session = call(mesh, "POST", "/v1/auth/login", {"username": name, "password": "kalakand all day"}).json["accessToken"]
+    mesh.secrets.add(session)
+    remaining = []
+    for _ in range(3):
+        answer = call(mesh, "GET", "/v1/segments/RETAIL", token=session)
+        assert answer.status == 200, answer.raw
+        assert answer.headers["RateLimit-Limit"] == "3"
+        remaining.append(answer.headers["RateLimit-Remaining"])
+    assert remaining == ["2", "1", "0"]
+    limited = call(mesh, "GET", "/v1/segments/RETAIL", token=session)
+    assert limited.status == 429 and limited.json["code"] == 8 and "minute" in limited.json["message"]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    # Others are not affected.
+    assert call(mesh, "GET", "/v1/segments/RETAIL", token=token).status == 200
+
+    principal = f"user:{user['userId']}"
+    deadline = time.monotonic() + 15
+    while True:
+        with sqlite3.connect(mesh.data_dir / "gateway.sqlite") as db:
+            row = db.execute(
+                "SELECT SUM(request_count), SUM(rejected_count) FROM rate_limit_tracking "
+                "WHERE principal = ? AND window_kind = 'minute'", (principal,)).fetchone()
+        if row == (3, 1):
+            break
+        assert time.monotonic() < deadline, f"usage not recorded: {row}"
+        time.sleep(0.3)

@@ -2,7 +2,8 @@
 //! API keys are on. The edge enforces them and reports usage into
 //! `rate_limit_tracking`; here they are listed and set.
 
-use harsha_store::{PgPool, pg_dispatch};
+use chrono::{DateTime, Utc};
+use harsha_store::{PgDialect, PgPool, pg_dispatch};
 
 use crate::AuthError;
 
@@ -58,6 +59,21 @@ impl RateLimitPlan {
     }
 }
 
+/// Requests of one principal in one window, to add to `rate_limit_tracking`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    /// `user:<id>`, `key:<id>` or `ip:<address>`.
+    pub principal: String,
+    /// `minute`, `hour` or `day`.
+    pub window_kind: &'static str,
+    /// The window's start.
+    pub window_start: DateTime<Utc>,
+    /// Requests admitted.
+    pub requests: i64,
+    /// Requests refused.
+    pub rejected: i64,
+}
+
 /// Plans on a `gateway` database.
 #[derive(Debug, Clone)]
 pub struct Plans {
@@ -78,6 +94,34 @@ impl Plans {
                 .await?
         });
         Ok(plans)
+    }
+
+    /// Adds usage to `rate_limit_tracking`, in one transaction (rows of
+    /// the same window from several edges add up).
+    pub async fn record_usage(&self, rows: &[UsageRow]) -> Result<(), AuthError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            for row in rows {
+                sqlx::query(
+                    "INSERT INTO rate_limit_tracking (principal, window_kind, window_start, request_count, rejected_count) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal, window_kind, window_start) DO UPDATE SET \
+                     request_count = rate_limit_tracking.request_count + excluded.request_count, \
+                     rejected_count = rate_limit_tracking.rejected_count + excluded.rejected_count",
+                )
+                .bind(&row.principal)
+                .bind(row.window_kind)
+                .bind(row.window_start)
+                .bind(row.requests)
+                .bind(row.rejected)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Creates or changes a plan.

@@ -5,7 +5,8 @@
 //! both fetched from a [`TrustSource`] (the Auth service over gRPC, or the
 //! token service in process) and refreshed every few seconds; a token
 //! naming a `kid` it does not know makes it fetch the keys again (at most
-//! once a second). Tokens already verified are kept in a bounded cache, so
+//! four times a second; a `kid` still unknown afterwards is refused without
+//! asking for five seconds). Tokens already verified are kept in a bounded cache, so
 //! the same token coming again costs a map lookup and a revocation check;
 //! a cached token is never accepted past its expiry or once revoked (so
 //! entries need no lifetime of their own; the cache only bounds their
@@ -82,7 +83,18 @@ struct Trust {
 }
 
 /// The shortest gap between two key fetches caused by unknown `kid`s.
-const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(1);
+const UNKNOWN_KID_REFETCH: Duration = Duration::from_millis(250);
+/// How long a `kid` the Auth service did not know is refused without
+/// asking again.
+const UNKNOWN_KID_MEMORY: Duration = Duration::from_secs(5);
+
+/// When keys were last fetched for an unknown `kid`, and the `kid`s that
+/// were still unknown afterwards.
+#[derive(Default)]
+struct KeyFetches {
+    last: Option<Instant>,
+    unknown: HashMap<String, Instant>,
+}
 
 /// Checks access tokens against cached keys and revocations.
 pub struct Verifier {
@@ -90,7 +102,7 @@ pub struct Verifier {
     settings: VerifierSettings,
     trust: RwLock<Trust>,
     verified: Cache<String, Arc<Claims>>,
-    last_key_fetch: Mutex<Option<Instant>>,
+    last_key_fetch: Mutex<KeyFetches>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -112,7 +124,7 @@ impl Verifier {
             source,
             settings,
             trust: RwLock::new(Trust::default()),
-            last_key_fetch: Mutex::new(None),
+            last_key_fetch: Mutex::new(KeyFetches::default()),
         });
         verifier.refresh().await?;
         Ok(verifier)
@@ -203,12 +215,38 @@ impl Verifier {
         if let Some(claims) = self.verify_cached(token, now)? {
             return Ok(claims);
         }
+        let kid = jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|header| header.kid)
+            .ok_or(AuthError::InvalidToken)?;
         {
-            let mut last = self.last_key_fetch.lock().await;
-            if last.is_none_or(|at| at.elapsed() >= UNKNOWN_KID_REFETCH) {
-                *last = Some(Instant::now());
-                let keys = decoding_keys(self.source.keys().await?);
-                self.trust.write().unwrap_or_else(|e| e.into_inner()).keys = keys;
+            let mut fetches = self.last_key_fetch.lock().await;
+            // Another caller may have fetched the key while this one waited.
+            if let Some(claims) = self.verify_cached(token, now)? {
+                return Ok(claims);
+            }
+            if fetches
+                .unknown
+                .get(&kid)
+                .is_some_and(|at| at.elapsed() < UNKNOWN_KID_MEMORY)
+            {
+                return Err(AuthError::InvalidToken);
+            }
+            // A key just rotated in: fetch, at most four times a second.
+            if let Some(since) = fetches.last.map(|at| at.elapsed())
+                && since < UNKNOWN_KID_REFETCH
+            {
+                tokio::time::sleep(UNKNOWN_KID_REFETCH - since).await;
+            }
+            fetches.last = Some(Instant::now());
+            let keys = decoding_keys(self.source.keys().await?);
+            let known = keys.contains_key(&kid);
+            self.trust.write().unwrap_or_else(|e| e.into_inner()).keys = keys;
+            if !known {
+                fetches
+                    .unknown
+                    .retain(|_, at| at.elapsed() < UNKNOWN_KID_MEMORY);
+                fetches.unknown.insert(kid, Instant::now());
             }
         }
         self.verify_cached(token, now)?

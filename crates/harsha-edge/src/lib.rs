@@ -12,23 +12,38 @@
 //! trace context and `Grpc-Metadata-*` headers travel as gRPC metadata; the
 //! services enforce each RPC's scope themselves.
 //!
-//! Still to come (issue 7): OpenAPI, the edge's own authentication and
-//! rate limits, circuit breaking, load balancing and health checking over
-//! `service_routes`, the response cache and the audit log.
+//! With a [`guard::Guard`] the edge checks every caller itself first (the
+//! same token and API-key checks as the services, then the plan's minute,
+//! hour and day limits, answering 429 with `Retry-After` and `RateLimit-*`
+//! headers).
+//!
+//! Still to come (issue 7): OpenAPI, circuit breaking, load balancing and
+//! health checking over `service_routes`, the response cache and the audit
+//! log.
 
 pub mod codec;
 pub mod errors;
+pub mod guard;
 pub mod routes;
 pub mod transcode;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{body::Body, extract::Request, response::Response};
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Request},
+    response::Response,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
 use tonic::{Code, transport::Channel};
 
-use crate::{codec::DynamicCodec, errors::edge_error, routes::RouteTable};
+use crate::{
+    codec::DynamicCodec,
+    errors::edge_error,
+    guard::{Guard, Refused, rate_limit_headers},
+    routes::RouteTable,
+};
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -46,6 +61,9 @@ pub struct EdgeConfig {
     pub upstreams: Vec<(String, String)>,
     /// The deadline of a call whose request names none.
     pub default_timeout: Duration,
+    /// The edge's own checks (authentication, rate limits); none to leave
+    /// every check to the services.
+    pub guard: Option<Arc<Guard>>,
 }
 
 /// Why the edge could not start.
@@ -70,6 +88,7 @@ pub struct Edge {
     routes: RouteTable,
     channels: HashMap<String, Channel>,
     default_timeout: Duration,
+    guard: Option<Arc<Guard>>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -110,6 +129,7 @@ impl Edge {
             routes,
             channels,
             default_timeout: config.default_timeout,
+            guard: config.guard,
         }))
     }
 
@@ -168,6 +188,66 @@ impl Edge {
             }
         };
         let route = matched.route;
+        let grpc_path = format!(
+            "/{}/{}",
+            route.method.parent_service().full_name(),
+            route.method.name()
+        );
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let admitted = match &self.guard {
+            None => None,
+            Some(guard) => match guard
+                .check(
+                    &grpc_path,
+                    &parts.headers,
+                    client,
+                    chrono::Utc::now().timestamp(),
+                )
+                .await
+            {
+                Ok(admitted) => Some(admitted),
+                Err(Refused::Access(error)) => {
+                    let status = tonic::Status::from(error);
+                    return json_response(
+                        errors::http_status(status.code()),
+                        errors::status_json(&status, &self.pool),
+                    );
+                }
+                Err(Refused::Limited(decision)) => {
+                    let (status, body) = edge_error(
+                        Code::ResourceExhausted,
+                        &format!(
+                            "the {} limit of your plan is reached",
+                            decision.window.as_str()
+                        ),
+                    );
+                    let mut response = json_response(status, body);
+                    rate_limit_headers(&decision, response.headers_mut());
+                    return response;
+                }
+            },
+        };
+        let mut response = self
+            .call(parts, body, &matched, &grpc_path, request_id)
+            .await;
+        if let Some(admitted) = admitted {
+            rate_limit_headers(&admitted.decision, response.headers_mut());
+        }
+        response
+    }
+
+    async fn call(
+        &self,
+        parts: http::request::Parts,
+        body: Body,
+        matched: &routes::Matched<'_>,
+        grpc_path: &str,
+        request_id: &str,
+    ) -> Response {
+        let route = matched.route;
         if let Some(kind) = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -206,9 +286,7 @@ impl Edge {
         let mut call = tonic::Request::new(message);
         forward_headers(&parts.headers, request_id, call.metadata_mut());
         call.set_timeout(deadline(&parts.headers).unwrap_or(self.default_timeout));
-        let path = match format!("/{service}/{}", route.method.name())
-            .parse::<http::uri::PathAndQuery>()
-        {
+        let path = match grpc_path.parse::<http::uri::PathAndQuery>() {
             Ok(path) => path,
             Err(error) => {
                 let (status, body) = edge_error(Code::Internal, &error.to_string());
@@ -341,9 +419,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, edge.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        edge.router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

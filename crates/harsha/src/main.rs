@@ -22,7 +22,7 @@ mod demo;
 mod server;
 mod settings;
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -345,7 +345,15 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
         "edge",
         edge_listener.local_addr()?
     );
-    servers.spawn(run_edge(&settings, edge_listener, shutdown.clone()).await?);
+    servers.spawn(
+        run_edge(
+            &settings,
+            edge_listener,
+            shutdown.clone(),
+            Some(database_for(Role::Gateway)?),
+        )
+        .await?,
+    );
     println!(
         "Try: grpcurl -plaintext {} list",
         settings.services.customer
@@ -362,18 +370,83 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
     result
 }
 
-/// Runs the edge on `listener` until `shutdown` is cancelled.
+/// Runs the edge on `listener` until `shutdown` is cancelled. With access
+/// control on, the edge checks callers and rate limits itself, and reports
+/// usage to the gateway database (`gateway`, or the configured one,
+/// connected in the background).
 async fn run_edge(
     settings: &Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
+    gateway: Option<harsha_store::Database>,
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
-    let edge = harsha_edge::Edge::new(settings.edge()?)?;
+    let mut config = settings.edge()?;
+    let access = settings.access()?;
+    if access.enforce {
+        let gatekeeper = server::gatekeeper("edge", &access, &shutdown)?;
+        let guard = harsha_edge::guard::Guard::new(gatekeeper, &access.auth_endpoint)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        match gateway {
+            Some(database) => {
+                guard.report_usage_to(harsha_auth::plans::Plans::new(database.pg_pool()?))
+            }
+            None => {
+                tokio::spawn(connect_usage_reporting(
+                    Arc::clone(&guard),
+                    settings.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
+        tokio::spawn(Arc::clone(&guard).run(
+            Duration::from_secs(settings.edge.usage_flush_seconds.max(1)),
+            shutdown.clone().cancelled_owned(),
+        ));
+        config.guard = Some(guard);
+    }
+    let edge = harsha_edge::Edge::new(config)?;
     Ok(async move {
         harsha_edge::serve(edge, listener, shutdown.cancelled_owned())
             .await
             .context("serving the edge")
     })
+}
+
+/// Connects the edge's usage reporting to the gateway database, retrying
+/// until it answers (the edge serves meanwhile; counts wait in memory).
+async fn connect_usage_reporting(
+    guard: Arc<harsha_edge::guard::Guard>,
+    settings: Settings,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let connected = server::connect(
+            Role::Gateway,
+            &settings.databases.gateway,
+            settings.migrate_on_start,
+            &settings.pool,
+        )
+        .await
+        .and_then(|database| Ok(database.pg_pool()?));
+        match connected {
+            Ok(pool) => {
+                guard.report_usage_to(harsha_auth::plans::Plans::new(pool));
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "usage reporting waits for the gateway database"
+                );
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(15));
+            }
+        }
+    }
 }
 
 async fn serve(
@@ -390,7 +463,7 @@ async fn serve(
         let shutdown = CancellationToken::new();
         cancel_on_signal(shutdown.clone());
         let mut servers = JoinSet::new();
-        servers.spawn(run_edge(&settings, listener, shutdown.clone()).await?);
+        servers.spawn(run_edge(&settings, listener, shutdown.clone(), None).await?);
         return supervise(
             servers,
             shutdown,

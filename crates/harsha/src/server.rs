@@ -178,6 +178,21 @@ fn access_layer(
         );
         return Ok((AccessLayer::open(), None));
     }
+    let gatekeeper = gatekeeper(kind.name(), config, shutdown)?;
+    Ok((
+        AccessLayer::enforcing(Arc::clone(&gatekeeper)),
+        Some(gatekeeper),
+    ))
+}
+
+/// A gatekeeper checking API keys through the Auth service and tokens
+/// with a verifier loaded (with back-off) in the background, then kept
+/// fresh until `shutdown`.
+pub fn gatekeeper(
+    name: &'static str,
+    config: &AccessConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<Gatekeeper>> {
     let anyhow_of = |e: harsha_auth::AuthError| anyhow::anyhow!("{e}");
     let keys = GrpcKeyChecker::new(&config.auth_endpoint).map_err(anyhow_of)?;
     let source = Arc::new(GrpcTrustSource::new(&config.auth_endpoint).map_err(anyhow_of)?);
@@ -195,7 +210,7 @@ fn access_layer(
             match Verifier::load(source.clone(), settings.clone()).await {
                 Ok(verifier) => break verifier,
                 Err(error) => {
-                    tracing::debug!(service = kind.name(), %error, retry_in = ?backoff, "token keys not loaded yet");
+                    tracing::debug!(service = name, %error, retry_in = ?backoff, "token keys not loaded yet");
                     tokio::select! {
                         () = shutdown.cancelled() => return,
                         () = tokio::time::sleep(backoff) => {}
@@ -205,13 +220,10 @@ fn access_layer(
             }
         };
         let _ = slot.set(Arc::clone(&verifier));
-        tracing::info!(service = kind.name(), "token keys loaded");
+        tracing::info!(service = name, "token keys loaded");
         verifier.run(shutdown.cancelled_owned()).await;
     });
-    Ok((
-        AccessLayer::enforcing(Arc::clone(&gatekeeper)),
-        Some(gatekeeper),
-    ))
+    Ok(gatekeeper)
 }
 
 /// Where a service's store goes once its database is ready.

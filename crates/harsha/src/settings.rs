@@ -45,6 +45,8 @@ pub struct EdgeSettings {
     pub listen: SocketAddr,
     /// The default deadline of a call, in seconds.
     pub timeout_seconds: u64,
+    /// Seconds between reports of rate-limit usage.
+    pub usage_flush_seconds: u64,
     /// Where each service is; empty for the `[services]` address.
     pub upstreams: EdgeUpstreams,
 }
@@ -385,6 +387,7 @@ impl Settings {
                 ),
             ],
             default_timeout: std::time::Duration::from_secs(self.edge.timeout_seconds),
+            guard: None,
         })
     }
 
