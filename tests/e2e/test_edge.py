@@ -247,3 +247,26 @@ def test_plans_limit_each_principal_with_headers_and_usage_is_recorded(mesh):
             break
         assert time.monotonic() < deadline, f"usage not recorded: {row}"
         time.sleep(0.3)
+
+
+def test_the_openapi_document_describes_every_route(mesh):
+    from openapi_spec_validator import validate
+
+    document = call(mesh, "GET", "/openapi.json")
+    assert document.status == 200
+    spec = document.json
+    validate(spec)
+    operations = {(path, verb) for path, item in spec["paths"].items() for verb in item}
+    import re
+
+    for name, verb, template in routes_in_contracts():
+        path = re.sub(r"\{([^}=]+)(=[^}]*)?\}", r"{\1}", template)
+        assert (path, verb.lower()) in operations, (name, verb, path)
+    login = spec["paths"]["/v1/auth/login"]["post"]
+    assert login["security"] == [], "public RPCs need no credential"
+    user = spec["components"]["schemas"]["harsha.auth.v1.User"]["properties"]
+    assert user["createTime"] == {"type": "string", "format": "date-time"} and "userId" in user
+    tokens = spec["components"]["schemas"]["harsha.auth.v1.LoginResponse"]["properties"]
+    assert tokens["expiresIn"]["type"] == "string", "int64 travels as a string"
+    users = spec["paths"]["/v1/users"]["get"]["parameters"]
+    assert {p["name"] for p in users} == {"pageSize", "pageToken"}

@@ -126,27 +126,21 @@ struct KeyRow {
 const KEY_COLUMNS: &str = "k.id, k.user_id, k.name, k.prefix, k.scopes, k.allowed_cidrs, k.rate_limit_plan, \
      k.expires_at, k.last_used_at, k.revoked_at, k.created_at";
 
-fn corrupt(column: &str, error: impl std::fmt::Display) -> AuthError {
-    AuthError::Store(harsha_store::StoreError::Sql(sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: error.to_string().into(),
-    }))
-}
-
 impl TryFrom<KeyRow> for ApiKey {
     type Error = AuthError;
 
     fn try_from(row: KeyRow) -> Result<Self, Self::Error> {
         let scopes: Vec<String> =
-            serde_json::from_str(&row.scopes).map_err(|e| corrupt("scopes", e))?;
-        let cidrs: Vec<String> =
-            serde_json::from_str(&row.allowed_cidrs).map_err(|e| corrupt("allowed_cidrs", e))?;
+            serde_json::from_str(&row.scopes).map_err(|e| AuthError::corrupt("scopes", e))?;
+        let cidrs: Vec<String> = serde_json::from_str(&row.allowed_cidrs)
+            .map_err(|e| AuthError::corrupt("allowed_cidrs", e))?;
         Ok(Self {
             scopes: scopes
                 .iter()
-                .map(|s| s.parse().map_err(|e| corrupt("scopes", e)))
+                .map(|s| s.parse().map_err(|e| AuthError::corrupt("scopes", e)))
                 .collect::<Result<_, _>>()?,
-            allowed: AllowList::parse(&cidrs).map_err(|(_, e)| corrupt("allowed_cidrs", e))?,
+            allowed: AllowList::parse(&cidrs)
+                .map_err(|(_, e)| AuthError::corrupt("allowed_cidrs", e))?,
             id: row.id,
             user_id: row.user_id,
             name: row.name,

@@ -60,6 +60,14 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// A stored value in `column` that does not read back.
+    pub(crate) fn corrupt(column: &str, error: impl std::fmt::Display) -> Self {
+        Self::Store(StoreError::Sql(sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: error.to_string().into(),
+        }))
+    }
+
     /// An invalid-argument error for `field`.
     pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Self::InvalidArgument {

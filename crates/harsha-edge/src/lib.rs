@@ -17,13 +17,16 @@
 //! hour and day limits, answering 429 with `Retry-After` and `RateLimit-*`
 //! headers).
 //!
-//! Still to come (issue 7): OpenAPI, circuit breaking, load balancing and
+//! `/openapi.json` describes every route ([`openapi`]).
+//!
+//! Still to come (issue 7): circuit breaking, load balancing and
 //! health checking over `service_routes`, the response cache and the audit
 //! log.
 
 pub mod codec;
 pub mod errors;
 pub mod guard;
+pub mod openapi;
 pub mod routes;
 pub mod transcode;
 
@@ -140,11 +143,31 @@ impl Edge {
 
     /// The HTTP application.
     pub fn router(self: Arc<Self>) -> axum::Router {
+        let health = Arc::clone(&self);
+        let document = serde_json::to_vec(&openapi::document(&self.routes)).unwrap_or_default();
         axum::Router::new()
             .route(
                 "/healthz",
-                axum::routing::get(|| async {
-                    json_response(StatusCode::OK, br#"{"status":"SERVING"}"#.to_vec())
+                axum::routing::get(move || {
+                    // Not ready until callers can be checked.
+                    let ready = health.guard.as_ref().is_none_or(|g| g.is_ready());
+                    async move {
+                        if ready {
+                            json_response(StatusCode::OK, br#"{"status":"SERVING"}"#.to_vec())
+                        } else {
+                            json_response(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                br#"{"status":"NOT_SERVING"}"#.to_vec(),
+                            )
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let document = document.clone();
+                    async move { json_response(StatusCode::OK, document) }
                 }),
             )
             .fallback(move |request: Request| {

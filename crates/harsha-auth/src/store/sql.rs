@@ -36,28 +36,29 @@ struct UserRow {
     created_at: DateTime<Utc>,
 }
 
-fn corrupt(column: &str, error: impl std::fmt::Display) -> AuthError {
-    AuthError::Store(harsha_store::StoreError::Sql(sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: error.to_string().into(),
-    }))
-}
-
 impl TryFrom<UserRow> for User {
     type Error = AuthError;
 
     fn try_from(row: UserRow) -> Result<Self, Self::Error> {
         let roles: Vec<String> =
-            serde_json::from_str(&row.roles).map_err(|e| corrupt("roles", e))?;
+            serde_json::from_str(&row.roles).map_err(|e| AuthError::corrupt("roles", e))?;
         Ok(User {
             roles: roles
                 .iter()
-                .map(|r| r.parse::<Role>().map_err(|e| corrupt("roles", e)))
+                .map(|r| {
+                    r.parse::<Role>()
+                        .map_err(|e| AuthError::corrupt("roles", e))
+                })
                 .collect::<Result<_, _>>()?,
             status: match row.status.as_str() {
                 "active" => UserStatus::Active,
                 "disabled" => UserStatus::Disabled,
-                other => return Err(corrupt("status", format!("unknown status {other:?}"))),
+                other => {
+                    return Err(AuthError::corrupt(
+                        "status",
+                        format!("unknown status {other:?}"),
+                    ));
+                }
             },
             failures: Failures {
                 count: u32::try_from(row.failed_attempts).unwrap_or_default(),
