@@ -270,3 +270,34 @@ def test_the_openapi_document_describes_every_route(mesh):
     assert tokens["expiresIn"]["type"] == "string", "int64 travels as a string"
     users = spec["paths"]["/v1/users"]["get"]["parameters"]
     assert {p["name"] for p in users} == {"pageSize", "pageToken"}
+
+
+def test_every_request_is_audited(mesh):
+    import sqlite3
+    import time
+
+    token = mesh.token()
+    tag = uuid.uuid4().hex[:8]
+    call(mesh, "GET", "/v1/segments/RETAIL", token=token, headers={"X-Request-Id": f"audit-ok-{tag}"})
+    call(mesh, "GET", "/v1/segments/RETAIL", headers={"X-Request-Id": f"audit-401-{tag}"})
+    call(mesh, "GET", "/v1/segments/NOPE-404", token=token, headers={"X-Request-Id": f"audit-404-{tag}"})
+    call(mesh, "GET", "/v1/no-such-route", headers={"X-Request-Id": f"audit-none-{tag}"})
+    deadline = time.monotonic() + 15
+    while True:
+        with sqlite3.connect(mesh.data_dir / "gateway.sqlite") as db:
+            rows = {r[0]: r[1:] for r in db.execute(
+                "SELECT request_id, principal, http_status, grpc_code, route, grpc_method, latency_us, client_ip "
+                "FROM api_audit_logs WHERE request_id LIKE ?", (f"audit-%-{tag}",))}
+        if len(rows) == 4:
+            break
+        assert time.monotonic() < deadline, f"audit rows missing: {rows}"
+        time.sleep(0.3)
+    ok = rows[f"audit-ok-{tag}"]
+    assert ok[0].startswith("user:") and ok[1] == 200 and ok[2] == 0
+    assert ok[3] == "/v1/segments/{code}" and ok[4] == "GetSegment" and ok[5] > 0 and ok[6] == "127.0.0.1"
+    refused = rows[f"audit-401-{tag}"]
+    assert refused[0] == "ip:127.0.0.1" and refused[1] == 401 and refused[2] is None
+    missing = rows[f"audit-404-{tag}"]
+    assert missing[1] == 404 and missing[2] == 5, "NOT_FOUND from the service"
+    nowhere = rows[f"audit-none-{tag}"]
+    assert nowhere[1] == 404 and nowhere[3] is None, "no route, still audited"

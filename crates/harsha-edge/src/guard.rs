@@ -36,6 +36,8 @@ const FALLBACK_LIMITS: Limits = Limits {
 pub struct Admitted {
     /// The caller, when they presented a credential.
     pub principal: Option<Principal>,
+    /// Whom the limits counted (`user:…`, `key:…`, `ip:…`).
+    pub key: String,
     /// The rate-limit answer.
     pub decision: Decision,
 }
@@ -45,8 +47,8 @@ pub struct Admitted {
 pub enum Refused {
     /// No, a bad or an insufficient credential.
     Access(AuthError),
-    /// Over a limit.
-    Limited(Decision),
+    /// Over a limit: the answer, and whom it counted.
+    Limited(Decision, String),
 }
 
 /// The edge's checks.
@@ -205,11 +207,12 @@ impl Guard {
         if decision.allowed {
             Ok(Admitted {
                 principal,
+                key,
                 decision,
             })
         } else {
             tracing::info!(principal = %key, window = decision.window.as_str(), "rate limited");
-            Err(Refused::Limited(decision))
+            Err(Refused::Limited(decision, key))
         }
     }
 

@@ -23,6 +23,7 @@
 //! health checking over `service_routes`, the response cache and the audit
 //! log.
 
+pub mod audit;
 pub mod codec;
 pub mod errors;
 pub mod guard;
@@ -67,6 +68,18 @@ pub struct EdgeConfig {
     /// The edge's own checks (authentication, rate limits); none to leave
     /// every check to the services.
     pub guard: Option<Arc<Guard>>,
+    /// Where every request is audited, if anywhere.
+    pub audit: Option<Arc<audit::AuditLog>>,
+}
+
+/// What the audit records of a request, gathered while it is handled.
+#[derive(Debug, Default)]
+struct Facts {
+    principal: Option<String>,
+    route: Option<String>,
+    service: Option<String>,
+    grpc_method: Option<String>,
+    grpc_code: Option<i32>,
 }
 
 /// Why the edge could not start.
@@ -92,6 +105,7 @@ pub struct Edge {
     channels: HashMap<String, Channel>,
     default_timeout: Duration,
     guard: Option<Arc<Guard>>,
+    audit: Option<Arc<audit::AuditLog>>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -133,6 +147,7 @@ impl Edge {
             channels,
             default_timeout: config.default_timeout,
             guard: config.guard,
+            audit: config.audit,
         }))
     }
 
@@ -177,6 +192,8 @@ impl Edge {
     }
 
     async fn handle(&self, request: Request) -> Response {
+        let arrived = std::time::Instant::now();
+        let at = chrono::Utc::now();
         let request_id = request
             .headers()
             .get(REQUEST_ID)
@@ -185,15 +202,53 @@ impl Edge {
             .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
         let span = tracing::info_span!("edge", method = %request.method(), path = %request.uri().path(), %request_id);
         let _entered = span.enter();
-        let mut response = self.transcode(request, &request_id).await;
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let (http_method, path) = (
+            request.method().to_string(),
+            request.uri().path().to_owned(),
+        );
+        let mut facts = Facts::default();
+        let mut response = self
+            .transcode(request, &request_id, client, &mut facts)
+            .await;
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
         tracing::info!(status = response.status().as_u16(), "answered");
+        if let Some(audit) = &self.audit {
+            audit.record(audit::AuditRecord {
+                request_id,
+                at,
+                principal: facts.principal.unwrap_or_else(|| {
+                    format!(
+                        "ip:{}",
+                        client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+                    )
+                }),
+                client_ip: client.map(|ip| ip.to_string()),
+                http_method,
+                path,
+                route: facts.route,
+                service: facts.service,
+                grpc_method: facts.grpc_method,
+                http_status: response.status().as_u16(),
+                grpc_code: facts.grpc_code,
+                latency: arrived.elapsed(),
+            });
+        }
         response
     }
 
-    async fn transcode(&self, request: Request, request_id: &str) -> Response {
+    async fn transcode(
+        &self,
+        request: Request,
+        request_id: &str,
+        client: Option<std::net::IpAddr>,
+        facts: &mut Facts,
+    ) -> Response {
         let (parts, body) = request.into_parts();
         let matched = match self.routes.find(&parts.method, parts.uri.path()) {
             Ok(matched) => matched,
@@ -216,10 +271,9 @@ impl Edge {
             route.method.parent_service().full_name(),
             route.method.name()
         );
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+        facts.route = Some(route.template.clone());
+        facts.service = Some(route.method.parent_service().full_name().to_owned());
+        facts.grpc_method = Some(route.method.name().to_owned());
         let admitted = match &self.guard {
             None => None,
             Some(guard) => match guard
@@ -231,7 +285,10 @@ impl Edge {
                 )
                 .await
             {
-                Ok(admitted) => Some(admitted),
+                Ok(admitted) => {
+                    facts.principal = Some(admitted.key.clone());
+                    Some(admitted)
+                }
                 Err(Refused::Access(error)) => {
                     let status = tonic::Status::from(error);
                     return json_response(
@@ -239,7 +296,8 @@ impl Edge {
                         errors::status_json(&status, &self.pool),
                     );
                 }
-                Err(Refused::Limited(decision)) => {
+                Err(Refused::Limited(decision, key)) => {
+                    facts.principal = Some(key);
                     let (status, body) = edge_error(
                         Code::ResourceExhausted,
                         &format!(
@@ -254,7 +312,7 @@ impl Edge {
             },
         };
         let mut response = self
-            .call(parts, body, &matched, &grpc_path, request_id)
+            .call(parts, body, &matched, &grpc_path, request_id, facts)
             .await;
         if let Some(admitted) = admitted {
             rate_limit_headers(&admitted.decision, response.headers_mut());
@@ -269,6 +327,7 @@ impl Edge {
         matched: &routes::Matched<'_>,
         grpc_path: &str,
         request_id: &str,
+        facts: &mut Facts,
     ) -> Response {
         let route = matched.route;
         if let Some(kind) = parts
@@ -327,6 +386,10 @@ impl Edge {
         let answer = grpc
             .unary(call, path, DynamicCodec::new(route.method.output()))
             .await;
+        facts.grpc_code = Some(match &answer {
+            Ok(_) => 0,
+            Err(status) => status.code() as i32,
+        });
         match answer {
             Ok(reply) => {
                 let (metadata, message, _) = reply.into_parts();

@@ -370,10 +370,10 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
     result
 }
 
-/// Runs the edge on `listener` until `shutdown` is cancelled. With access
-/// control on, the edge checks callers and rate limits itself, and reports
-/// usage to the gateway database (`gateway`, or the configured one,
-/// connected in the background).
+/// Runs the edge on `listener` until `shutdown` is cancelled. It audits
+/// every request to the gateway database (`gateway`, or the configured one,
+/// connected in the background) and, with access control on, checks
+/// callers and rate limits itself, reporting usage there too.
 async fn run_edge(
     settings: &Settings,
     listener: TcpListener,
@@ -382,27 +382,32 @@ async fn run_edge(
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
     let mut config = settings.edge()?;
     let access = settings.access()?;
-    if access.enforce {
+    let audit = harsha_edge::audit::AuditLog::new(harsha_edge::audit::QUEUE_CAPACITY);
+    tokio::spawn(Arc::clone(&audit).run(shutdown.clone().cancelled_owned()));
+    config.audit = Some(Arc::clone(&audit));
+    let guard = if access.enforce {
         let gatekeeper = server::gatekeeper("edge", &access, &shutdown)?;
         let guard = harsha_edge::guard::Guard::new(gatekeeper, &access.auth_endpoint)
             .map_err(|e| anyhow::anyhow!(e))?;
-        match gateway {
-            Some(database) => {
-                guard.report_usage_to(harsha_auth::plans::Plans::new(database.pg_pool()?))
-            }
-            None => {
-                tokio::spawn(connect_usage_reporting(
-                    Arc::clone(&guard),
-                    settings.clone(),
-                    shutdown.clone(),
-                ));
-            }
-        }
         tokio::spawn(Arc::clone(&guard).run(
             Duration::from_secs(settings.edge.usage_flush_seconds.max(1)),
             shutdown.clone().cancelled_owned(),
         ));
-        config.guard = Some(guard);
+        config.guard = Some(Arc::clone(&guard));
+        Some(guard)
+    } else {
+        None
+    };
+    let sinks = EdgeSinks { audit, guard };
+    match gateway {
+        Some(database) => sinks.connect(database.pg_pool()?),
+        None => {
+            tokio::spawn(connect_edge_to_gateway(
+                sinks,
+                settings.clone(),
+                shutdown.clone(),
+            ));
+        }
     }
     let edge = harsha_edge::Edge::new(config)?;
     Ok(async move {
@@ -412,10 +417,26 @@ async fn run_edge(
     })
 }
 
-/// Connects the edge's usage reporting to the gateway database, retrying
-/// until it answers (the edge serves meanwhile; counts wait in memory).
-async fn connect_usage_reporting(
-    guard: Arc<harsha_edge::guard::Guard>,
+/// What the edge writes to the gateway database.
+struct EdgeSinks {
+    audit: Arc<harsha_edge::audit::AuditLog>,
+    guard: Option<Arc<harsha_edge::guard::Guard>>,
+}
+
+impl EdgeSinks {
+    fn connect(&self, pool: harsha_store::PgPool) {
+        self.audit.write_to(pool.clone());
+        if let Some(guard) = &self.guard {
+            guard.report_usage_to(harsha_auth::plans::Plans::new(pool));
+        }
+    }
+}
+
+/// Connects the edge's audit log and usage reporting to the gateway
+/// database, retrying until it answers (the edge serves meanwhile; records
+/// wait in memory).
+async fn connect_edge_to_gateway(
+    sinks: EdgeSinks,
     settings: Settings,
     shutdown: CancellationToken,
 ) {
@@ -431,13 +452,13 @@ async fn connect_usage_reporting(
         .and_then(|database| Ok(database.pg_pool()?));
         match connected {
             Ok(pool) => {
-                guard.report_usage_to(harsha_auth::plans::Plans::new(pool));
+                sinks.connect(pool);
                 return;
             }
             Err(error) => {
                 tracing::warn!(
                     error = format!("{error:#}"),
-                    "usage reporting waits for the gateway database"
+                    "the edge's audit log waits for the gateway database"
                 );
                 tokio::select! {
                     () = shutdown.cancelled() => return,

@@ -388,6 +388,7 @@ impl Settings {
             ],
             default_timeout: std::time::Duration::from_secs(self.edge.timeout_seconds),
             guard: None,
+            audit: None,
         })
     }
 
