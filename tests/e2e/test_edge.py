@@ -301,3 +301,72 @@ def test_every_request_is_audited(mesh):
     assert missing[1] == 404 and missing[2] == 5, "NOT_FOUND from the service"
     nowhere = rows[f"audit-none-{tag}"]
     assert nowhere[1] == 404 and nowhere[3] is None, "no route, still audited"
+
+
+def test_an_upstream_that_keeps_failing_has_its_circuit_opened_then_closed(mesh, tmp_path):
+    """Five failures in a row open the circuit; while open the edge answers
+    503 at once with Retry-After; after the open period one trial call goes
+    through, and its success closes the circuit."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import free_port, harsha_binary, health_status
+
+    customer_port, edge_port = free_port(), free_port()
+    env = dict(os.environ, HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
+               HARSHA__DATABASES__GATEWAY=f"sqlite://{mesh.data_dir}/gateway.sqlite",
+               HARSHA__DATABASES__ERP=f"sqlite://{tmp_path}/erp.sqlite",
+               HARSHA__EDGE__BREAKER_OPEN_SECONDS="2")
+    for service in ("inventory", "pricing", "auth", "sync"):
+        env[f"HARSHA__EDGE__UPSTREAMS__{service.upper()}"] = f"http://{mesh.address(service)}"
+    env["HARSHA__EDGE__UPSTREAMS__CUSTOMER"] = f"http://127.0.0.1:{customer_port}"
+    edge = subprocess.Popen([harsha_binary(), "serve", "edge", "--listen", f"127.0.0.1:{edge_port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    customer = None
+
+    def get():
+        request = urllib.request.Request(f"http://127.0.0.1:{edge_port}/v1/segments/RETAIL")
+        request.add_header("Authorization", f"Bearer {mesh.token()}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return reply.status, json.loads(reply.read()), reply.headers
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read()), error.headers
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{edge_port}/healthz", timeout=5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the edge never became ready"
+                time.sleep(0.2)
+        for _ in range(5):
+            status, body, _ = get()
+            assert status == 503 and "circuit" not in body["message"], body
+        status, body, headers = get()
+        assert status == 503 and "circuit is open" in body["message"]
+        assert 1 <= int(headers["Retry-After"]) <= 2
+
+        customer = subprocess.Popen([harsha_binary(), "serve", "customer", "--listen", f"127.0.0.1:{customer_port}"],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{customer_port}") as channel:
+            deadline = time.monotonic() + 30
+            while health_status(channel, "harsha.customer.v1.CustomerService") != 1:
+                assert time.monotonic() < deadline, "the customer service never became ready"
+                time.sleep(0.2)
+        time.sleep(2.2)
+        status, body, _ = get()
+        assert status == 404, ("the trial reached the service (a fresh database has no RETAIL)", body)
+        status, body, _ = get()
+        assert status == 404, "closed again"
+    finally:
+        for process in (edge, customer):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)

@@ -19,7 +19,11 @@
 //!
 //! `/openapi.json` describes every route ([`openapi`]).
 //!
-//! Still to come (issue 7): circuit breaking, load balancing and
+//! Each upstream has a circuit breaker (five failures in a row open it;
+//! while open calls fail fast with 503 and `Retry-After`; after the open
+//! period one trial call decides).
+//!
+//! Still to come (issue 7): load balancing and
 //! health checking over `service_routes`, the response cache and the audit
 //! log.
 
@@ -38,6 +42,7 @@ use axum::{
     extract::{ConnectInfo, Request},
     response::Response,
 };
+use harsha_mesh::breaker::{BreakerSettings, CircuitBreaker, Outcome};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
 use tonic::{Code, transport::Channel};
@@ -70,6 +75,8 @@ pub struct EdgeConfig {
     pub guard: Option<Arc<Guard>>,
     /// Where every request is audited, if anywhere.
     pub audit: Option<Arc<audit::AuditLog>>,
+    /// When an upstream's circuit opens.
+    pub breaker: BreakerSettings,
 }
 
 /// What the audit records of a request, gathered while it is handled.
@@ -106,6 +113,7 @@ pub struct Edge {
     default_timeout: Duration,
     guard: Option<Arc<Guard>>,
     audit: Option<Arc<audit::AuditLog>>,
+    breakers: HashMap<String, Arc<CircuitBreaker>>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -125,7 +133,12 @@ impl Edge {
         let services: Vec<&str> = config.upstreams.iter().map(|(s, _)| s.as_str()).collect();
         let routes = RouteTable::build(&pool, &services)?;
         let mut channels = HashMap::new();
+        let mut breakers = HashMap::new();
         for (service, endpoint) in &config.upstreams {
+            breakers.insert(
+                service.clone(),
+                CircuitBreaker::new(format!("{service} at {endpoint}"), config.breaker),
+            );
             let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
                 .map_err(|e| EdgeError::Upstream {
                     service: service.clone(),
@@ -148,6 +161,7 @@ impl Edge {
             default_timeout: config.default_timeout,
             guard: config.guard,
             audit: config.audit,
+            breakers,
         }))
     }
 
@@ -375,8 +389,31 @@ impl Edge {
                 return json_response(status, body);
             }
         };
+        let ticket = match self.breakers.get(&service) {
+            None => None,
+            Some(breaker) => match breaker.acquire(std::time::Instant::now()) {
+                Ok(ticket) => Some(ticket),
+                Err(wait) => {
+                    let (status, body) = edge_error(
+                        Code::Unavailable,
+                        &format!(
+                            "{service} is failing; its circuit is open, retry in {} s",
+                            wait.as_secs().max(1)
+                        ),
+                    );
+                    let mut response = json_response(status, body);
+                    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                        response.headers_mut().insert(header::RETRY_AFTER, value);
+                    }
+                    return response;
+                }
+            },
+        };
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         if let Err(error) = grpc.ready().await {
+            if let Some(ticket) = ticket {
+                ticket.record(Outcome::Failed);
+            }
             let (status, body) = edge_error(
                 Code::Unavailable,
                 &format!("{service} is unreachable: {error}"),
@@ -386,10 +423,14 @@ impl Edge {
         let answer = grpc
             .unary(call, path, DynamicCodec::new(route.method.output()))
             .await;
-        facts.grpc_code = Some(match &answer {
-            Ok(_) => 0,
-            Err(status) => status.code() as i32,
-        });
+        let code = match &answer {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        };
+        if let Some(ticket) = ticket {
+            ticket.record(Outcome::of_code(code));
+        }
+        facts.grpc_code = Some(code as i32);
         match answer {
             Ok(reply) => {
                 let (metadata, message, _) = reply.into_parts();

@@ -1,9 +1,11 @@
 //! Middleware shared by the mesh's servers and the edge: [`access`], the
 //! RBAC layer every gRPC server runs (so a service called directly is as
-//! protected as through the edge), and [`ratelimit`], the multi-tier rate
-//! limiter the edge applies per principal.
+//! protected as through the edge), [`ratelimit`], the multi-tier rate
+//! limiter the edge applies per principal, and [`breaker`], the circuit
+//! breaker the edge keeps per upstream.
 
 pub mod access;
+pub mod breaker;
 pub mod ratelimit;
 
 pub use access::AccessLayer;

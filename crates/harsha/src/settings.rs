@@ -47,6 +47,10 @@ pub struct EdgeSettings {
     pub timeout_seconds: u64,
     /// Seconds between reports of rate-limit usage.
     pub usage_flush_seconds: u64,
+    /// Consecutive failures that open an upstream's circuit.
+    pub breaker_failures: u32,
+    /// Seconds an open circuit waits before one trial call.
+    pub breaker_open_seconds: u64,
     /// Where each service is; empty for the `[services]` address.
     pub upstreams: EdgeUpstreams,
 }
@@ -389,6 +393,10 @@ impl Settings {
             default_timeout: std::time::Duration::from_secs(self.edge.timeout_seconds),
             guard: None,
             audit: None,
+            breaker: harsha_mesh::breaker::BreakerSettings {
+                failures_to_open: self.edge.breaker_failures.max(1),
+                open_for: std::time::Duration::from_secs(self.edge.breaker_open_seconds.max(1)),
+            },
         })
     }
 
