@@ -83,6 +83,9 @@ class Mesh:
         self.ports = ports
         self.data_dir = data_dir
         self.banner: list[str] = []
+        # What it logged after the banner (read continuously).
+        self.log: list[str] = []
+        self.reader = None
         # Secrets the tests sent or received; none may appear in the output.
         self.secrets: set[str] = set()
         # Set when the first admin was made by an earlier run on the same data.
@@ -189,6 +192,8 @@ def start_mesh(data_dir: Path) -> Mesh:
     ports["edge"] = free_port()
     env["HARSHA__EDGE__LISTEN"] = f"127.0.0.1:{ports['edge']}"
     env["HARSHA__EDGE__USAGE_FLUSH_SECONDS"] = "1"
+    env["HARSHA__EDGE__ROUTES_REFRESH_SECONDS"] = "1"
+    env["HARSHA__EDGE__HEALTH_CHECK_SECONDS"] = "1"
     process = subprocess.Popen(
         [harsha_binary(), "up", "--demo", "--data-dir", str(data_dir)],
         env=env,
@@ -203,6 +208,15 @@ def start_mesh(data_dir: Path) -> Mesh:
         mesh.banner.append(line)
         if line.startswith("Try:"):
             break
+    # Keep reading the logs, or a full pipe would stop the mesh mid-write.
+    import threading
+
+    def drain():
+        for line in process.stdout:
+            mesh.log.append(line)
+
+    mesh.reader = threading.Thread(target=drain, daemon=True)
+    mesh.reader.start()
     _wait_serving(mesh)
     return mesh
 
@@ -221,9 +235,11 @@ def mesh(tmp_path_factory):
     running = start_mesh(tmp_path_factory.mktemp("harsha-data"))
     yield running
     code = stop_mesh(running)
-    output = "".join(running.banner) + (running.process.stdout.read() if running.process.stdout else "")
+    if running.reader is not None:
+        running.reader.join(timeout=10)
+    logged = "".join(running.log)
+    output = "".join(running.banner) + logged
     assert code == 0, f"harsha up exited with {code} after SIGTERM:\n{output}"
-    logged = output.replace("".join(running.banner), "", 1)
     leaked = [secret for secret in running.secrets if secret in logged]
     assert not leaked, f"secrets in the logs: {leaked}"
 

@@ -370,3 +370,94 @@ def test_an_upstream_that_keeps_failing_has_its_circuit_opened_then_closed(mesh,
             if process is not None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
+
+
+def test_service_routes_balance_by_weight_and_unhealthy_endpoints_leave_the_rotation(mesh, tmp_path):
+    """Two endpoints of the Customer service in service_routes, weighted 3:1:
+    calls split 3:1 (within one per cycle); a stopped endpoint leaves the
+    rotation on its next health check and returns once it serves again."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from conftest import free_port, harsha_binary
+
+    gateway = mesh.data_dir / "gateway.sqlite"
+    second_port = free_port()
+    # The second endpoint has a database of its own (an empty one: listing
+    # segments answers 200 on both).
+    env = dict(os.environ, HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
+               HARSHA__DATABASES__ERP=f"sqlite://{tmp_path}/erp.sqlite")
+
+    def start_second():
+        import grpc
+
+        from conftest import health_status
+
+        process = subprocess.Popen([harsha_binary(), "serve", "customer", "--listen", f"127.0.0.1:{second_port}"],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with grpc.insecure_channel(f"127.0.0.1:{second_port}") as channel:
+            deadline = time.monotonic() + 30
+            while health_status(channel, "harsha.customer.v1.CustomerService") != 1:
+                assert time.monotonic() < deadline, "the second endpoint never became ready"
+                time.sleep(0.2)
+        return process
+
+    def served_by(tag, count):
+        for n in range(count):
+            answer = call(mesh, "GET", "/v1/segments?pageSize=1", token=mesh.token(),
+                          headers={"X-Request-Id": f"{tag}-{n}", "X-Request-Timeout": "5"})
+            assert answer.status == 200, answer.raw
+        deadline = time.monotonic() + 15
+        while True:
+            with sqlite3.connect(gateway) as db:
+                rows = db.execute("SELECT route_id, COUNT(*) FROM api_audit_logs WHERE request_id LIKE ? GROUP BY route_id",
+                                  (f"{tag}-%",)).fetchall()
+            if sum(n for _, n in rows) == count:
+                return dict(rows)
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.2)
+
+    second = start_second()
+    tag = uuid.uuid4().hex[:6]
+    first_id, second_id = f"r1-{tag}", f"r2-{tag}"
+    try:
+        with sqlite3.connect(gateway) as db:
+            db.execute("INSERT INTO service_routes (id, service, upstream_url, weight, status) VALUES (?, ?, ?, 3, 'active')",
+                       (first_id, "harsha.customer.v1.CustomerService", f"http://{mesh.address('customer')}"))
+            db.execute("INSERT INTO service_routes (id, service, upstream_url, weight, status) VALUES (?, ?, ?, 1, 'active')",
+                       (second_id, "harsha.customer.v1.CustomerService", f"http://127.0.0.1:{second_port}"))
+        # Wait until the edge has read the routes and the second endpoint serves.
+        deadline = time.monotonic() + 30
+        while second_id not in served_by(f"warm-{tag}-{time.monotonic_ns()}", 4):
+            assert time.monotonic() < deadline, "the new routes were never used"
+            time.sleep(0.3)
+        split = served_by(f"split-{tag}", 40)
+        assert abs(split.get(first_id, 0) - 30) <= 1 and abs(split.get(second_id, 0) - 10) <= 1, split
+
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while True:
+            with sqlite3.connect(gateway) as db:
+                down = db.execute("SELECT COUNT(*) FROM service_health WHERE route_id = ? AND status <> 'serving'",
+                                  (second_id,)).fetchone()[0]
+            if down:
+                break
+            assert time.monotonic() < deadline, "the stopped endpoint was never found unhealthy"
+            time.sleep(0.2)
+        assert served_by(f"down-{tag}", 8) == {first_id: 8}, "only the healthy endpoint serves"
+
+        second = start_second()
+        deadline = time.monotonic() + 30
+        while second_id not in served_by(f"back-{tag}-{time.monotonic_ns()}", 4):
+            assert time.monotonic() < deadline, "the endpoint never returned to the rotation"
+            time.sleep(0.3)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+        with sqlite3.connect(gateway) as db:
+            db.execute("DELETE FROM service_routes WHERE id IN (?, ?)", (first_id, second_id))
+        time.sleep(1.5)

@@ -22,7 +22,7 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 /// Rows per insert.
 const BATCH: usize = 250;
 /// Columns per row.
-const COLUMNS: usize = 13;
+const COLUMNS: usize = 14;
 
 /// One request, as audited.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,8 @@ pub struct AuditRecord {
     pub http_status: u16,
     /// The gRPC code, when the call reached a service.
     pub grpc_code: Option<i32>,
+    /// The `service_routes` endpoint that served it, if it came from there.
+    pub route_id: Option<String>,
     /// Time from arrival to answer.
     pub latency: Duration,
 }
@@ -157,7 +159,7 @@ impl AuditLog {
             .collect();
         let sql = format!(
             "INSERT INTO api_audit_logs (id, request_id, created_at, principal, client_ip, http_method, path, \
-             route, service, grpc_method, http_status, grpc_code, latency_us) VALUES {}",
+             route, service, grpc_method, http_status, grpc_code, route_id, latency_us) VALUES {}",
             placeholders.join(", ")
         );
         let written: Result<(), sqlx::Error> = pg_dispatch!(pool, pool => {
@@ -176,6 +178,7 @@ impl AuditLog {
                     .bind(&row.grpc_method)
                     .bind(i32::from(row.http_status))
                     .bind(row.grpc_code)
+                    .bind(&row.route_id)
                     .bind(i64::try_from(row.latency.as_micros()).unwrap_or(i64::MAX));
             }
             query.execute(pool).await.map(|_| ())

@@ -34,18 +34,19 @@ pub mod guard;
 pub mod openapi;
 pub mod routes;
 pub mod transcode;
+pub mod upstreams;
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request},
     response::Response,
 };
-use harsha_mesh::breaker::{BreakerSettings, CircuitBreaker, Outcome};
+use harsha_mesh::breaker::{BreakerSettings, Outcome};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use crate::{
     codec::DynamicCodec,
@@ -77,6 +78,8 @@ pub struct EdgeConfig {
     pub audit: Option<Arc<audit::AuditLog>>,
     /// When an upstream's circuit opens.
     pub breaker: BreakerSettings,
+    /// How an endpoint is chosen when a service has several.
+    pub strategy: harsha_mesh::balance::Strategy,
 }
 
 /// What the audit records of a request, gathered while it is handled.
@@ -87,6 +90,7 @@ struct Facts {
     service: Option<String>,
     grpc_method: Option<String>,
     grpc_code: Option<i32>,
+    route_id: Option<String>,
 }
 
 /// Why the edge could not start.
@@ -109,11 +113,10 @@ pub enum EdgeError {
 pub struct Edge {
     pool: DescriptorPool,
     routes: RouteTable,
-    channels: HashMap<String, Channel>,
+    upstreams: Arc<upstreams::Upstreams>,
     default_timeout: Duration,
     guard: Option<Arc<Guard>>,
     audit: Option<Arc<audit::AuditLog>>,
-    breakers: HashMap<String, Arc<CircuitBreaker>>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -132,24 +135,12 @@ impl Edge {
             .map_err(|e| routes::RouteError::Descriptors(e.to_string()))?;
         let services: Vec<&str> = config.upstreams.iter().map(|(s, _)| s.as_str()).collect();
         let routes = RouteTable::build(&pool, &services)?;
-        let mut channels = HashMap::new();
-        let mut breakers = HashMap::new();
-        for (service, endpoint) in &config.upstreams {
-            breakers.insert(
-                service.clone(),
-                CircuitBreaker::new(format!("{service} at {endpoint}"), config.breaker),
-            );
-            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-                .map_err(|e| EdgeError::Upstream {
-                    service: service.clone(),
-                    reason: e.to_string(),
-                })?
-                .connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .http2_adaptive_window(true)
-                .connect_lazy();
-            channels.insert(service.clone(), channel);
-        }
+        let upstreams =
+            upstreams::Upstreams::new(config.upstreams.clone(), config.strategy, config.breaker)
+                .map_err(|reason| EdgeError::Upstream {
+                    service: "upstreams".into(),
+                    reason,
+                })?;
         tracing::info!(
             routes = routes.routes().len(),
             "edge routes derived from the contracts"
@@ -157,12 +148,17 @@ impl Edge {
         Ok(Arc::new(Self {
             pool,
             routes,
-            channels,
+            upstreams,
             default_timeout: config.default_timeout,
             guard: config.guard,
             audit: config.audit,
-            breakers,
         }))
+    }
+
+    /// The services' endpoints (to connect them to `service_routes` and
+    /// run their health checks).
+    pub fn upstreams(&self) -> &Arc<upstreams::Upstreams> {
+        &self.upstreams
     }
 
     /// The routes, for listing and documentation.
@@ -250,6 +246,7 @@ impl Edge {
                 grpc_method: facts.grpc_method,
                 http_status: response.status().as_u16(),
                 grpc_code: facts.grpc_code,
+                route_id: facts.route_id,
                 latency: arrived.elapsed(),
             });
         }
@@ -375,10 +372,14 @@ impl Edge {
                 }
             };
         let service = route.method.parent_service().full_name().to_owned();
-        let Some(channel) = self.channels.get(&service) else {
-            let (status, body) = edge_error(Code::Unavailable, &format!("{service} is not routed"));
+        let Some(endpoint) = self.upstreams.pick(&service) else {
+            let (status, body) = edge_error(
+                Code::Unavailable,
+                &format!("no endpoint of {service} is available"),
+            );
             return json_response(status, body);
         };
+        facts.route_id = endpoint.route_id.clone();
         let mut call = tonic::Request::new(message);
         forward_headers(&parts.headers, request_id, call.metadata_mut());
         call.set_timeout(deadline(&parts.headers).unwrap_or(self.default_timeout));
@@ -389,31 +390,27 @@ impl Edge {
                 return json_response(status, body);
             }
         };
-        let ticket = match self.breakers.get(&service) {
-            None => None,
-            Some(breaker) => match breaker.acquire(std::time::Instant::now()) {
-                Ok(ticket) => Some(ticket),
-                Err(wait) => {
-                    let (status, body) = edge_error(
-                        Code::Unavailable,
-                        &format!(
-                            "{service} is failing; its circuit is open, retry in {} s",
-                            wait.as_secs().max(1)
-                        ),
-                    );
-                    let mut response = json_response(status, body);
-                    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                        response.headers_mut().insert(header::RETRY_AFTER, value);
-                    }
-                    return response;
+        let ticket = match endpoint.breaker.acquire(std::time::Instant::now()) {
+            Ok(ticket) => ticket,
+            Err(wait) => {
+                let (status, body) = edge_error(
+                    Code::Unavailable,
+                    &format!(
+                        "{service} is failing; its circuit is open, retry in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                );
+                let mut response = json_response(status, body);
+                if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
-            },
-        };
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        if let Err(error) = grpc.ready().await {
-            if let Some(ticket) = ticket {
-                ticket.record(Outcome::Failed);
+                return response;
             }
+        };
+        let _in_flight = endpoint.start_call();
+        let mut grpc = tonic::client::Grpc::new(endpoint.channel.clone());
+        if let Err(error) = grpc.ready().await {
+            ticket.record(Outcome::Failed);
             let (status, body) = edge_error(
                 Code::Unavailable,
                 &format!("{service} is unreachable: {error}"),
@@ -427,9 +424,7 @@ impl Edge {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),
         };
-        if let Some(ticket) = ticket {
-            ticket.record(Outcome::of_code(code));
-        }
+        ticket.record(Outcome::of_code(code));
         facts.grpc_code = Some(code as i32);
         match answer {
             Ok(reply) => {

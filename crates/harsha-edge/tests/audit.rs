@@ -25,6 +25,7 @@ fn record(n: usize) -> AuditRecord {
         grpc_method: Some("GetSegment".into()),
         http_status: if n.is_multiple_of(10) { 404 } else { 200 },
         grpc_code: Some(if n.is_multiple_of(10) { 5 } else { 0 }),
+        route_id: None,
         latency: Duration::from_micros(1_500),
     }
 }

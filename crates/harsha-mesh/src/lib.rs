@@ -1,10 +1,12 @@
 //! Middleware shared by the mesh's servers and the edge: [`access`], the
 //! RBAC layer every gRPC server runs (so a service called directly is as
 //! protected as through the edge), [`ratelimit`], the multi-tier rate
-//! limiter the edge applies per principal, and [`breaker`], the circuit
-//! breaker the edge keeps per upstream.
+//! limiter the edge applies per principal, [`breaker`], the circuit
+//! breaker the edge keeps per upstream endpoint, and [`balance`], how an
+//! endpoint is chosen.
 
 pub mod access;
+pub mod balance;
 pub mod breaker;
 pub mod ratelimit;
 

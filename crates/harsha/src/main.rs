@@ -398,7 +398,18 @@ async fn run_edge(
     } else {
         None
     };
-    let sinks = EdgeSinks { audit, guard };
+    let edge = harsha_edge::Edge::new(config)?;
+    let upstreams = Arc::clone(edge.upstreams());
+    tokio::spawn(Arc::clone(&upstreams).run(
+        Duration::from_secs(settings.edge.routes_refresh_seconds.max(1)),
+        Duration::from_secs(settings.edge.health_check_seconds.max(1)),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let sinks = EdgeSinks {
+        audit,
+        guard,
+        upstreams,
+    };
     match gateway {
         Some(database) => sinks.connect(database.pg_pool()?),
         None => {
@@ -409,7 +420,6 @@ async fn run_edge(
             ));
         }
     }
-    let edge = harsha_edge::Edge::new(config)?;
     Ok(async move {
         harsha_edge::serve(edge, listener, shutdown.cancelled_owned())
             .await
@@ -421,11 +431,13 @@ async fn run_edge(
 struct EdgeSinks {
     audit: Arc<harsha_edge::audit::AuditLog>,
     guard: Option<Arc<harsha_edge::guard::Guard>>,
+    upstreams: Arc<harsha_edge::upstreams::Upstreams>,
 }
 
 impl EdgeSinks {
     fn connect(&self, pool: harsha_store::PgPool) {
         self.audit.write_to(pool.clone());
+        self.upstreams.read_routes_from(pool.clone());
         if let Some(guard) = &self.guard {
             guard.report_usage_to(harsha_auth::plans::Plans::new(pool));
         }

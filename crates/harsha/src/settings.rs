@@ -51,6 +51,12 @@ pub struct EdgeSettings {
     pub breaker_failures: u32,
     /// Seconds an open circuit waits before one trial call.
     pub breaker_open_seconds: u64,
+    /// How an endpoint is chosen: weighted_round_robin or least_loaded.
+    pub balancer: String,
+    /// Seconds between health checks of an endpoint in rotation.
+    pub health_check_seconds: u64,
+    /// Seconds between reads of service_routes.
+    pub routes_refresh_seconds: u64,
     /// Where each service is; empty for the `[services]` address.
     pub upstreams: EdgeUpstreams,
 }
@@ -397,6 +403,11 @@ impl Settings {
                 failures_to_open: self.edge.breaker_failures.max(1),
                 open_for: std::time::Duration::from_secs(self.edge.breaker_open_seconds.max(1)),
             },
+            strategy: self
+                .edge
+                .balancer
+                .parse()
+                .map_err(|e| anyhow::anyhow!("edge.balancer: {e}"))?,
         })
     }
 

@@ -35,7 +35,7 @@ CREATE TABLE api_audit_logs (
   route text,
   service text,
   grpc_method text,
-  route_id text REFERENCES service_routes (id) ON DELETE SET NULL,
+  route_id text, -- the service_routes endpoint, kept as text: a route may go while its requests stay
   http_status integer NOT NULL,
   grpc_code integer,
   latency_us bigint NOT NULL
