@@ -278,7 +278,8 @@ def test_every_request_is_audited(mesh):
 
     token = mesh.token()
     tag = uuid.uuid4().hex[:8]
-    call(mesh, "GET", "/v1/segments/RETAIL", token=token, headers={"X-Request-Id": f"audit-ok-{tag}"})
+    call(mesh, "GET", "/v1/segments/RETAIL", token=token,
+         headers={"X-Request-Id": f"audit-ok-{tag}", "Cache-Control": "no-store"})
     call(mesh, "GET", "/v1/segments/RETAIL", headers={"X-Request-Id": f"audit-401-{tag}"})
     call(mesh, "GET", "/v1/segments/NOPE-404", token=token, headers={"X-Request-Id": f"audit-404-{tag}"})
     call(mesh, "GET", "/v1/no-such-route", headers={"X-Request-Id": f"audit-none-{tag}"})
@@ -408,7 +409,8 @@ def test_service_routes_balance_by_weight_and_unhealthy_endpoints_leave_the_rota
     def served_by(tag, count):
         for n in range(count):
             answer = call(mesh, "GET", "/v1/segments?pageSize=1", token=mesh.token(),
-                          headers={"X-Request-Id": f"{tag}-{n}", "X-Request-Timeout": "5"})
+                          headers={"X-Request-Id": f"{tag}-{n}", "X-Request-Timeout": "5",
+                                   "Cache-Control": "no-store"})
             assert answer.status == 200, answer.raw
         deadline = time.monotonic() + 15
         while True:
@@ -461,3 +463,31 @@ def test_service_routes_balance_by_weight_and_unhealthy_endpoints_leave_the_rota
         with sqlite3.connect(gateway) as db:
             db.execute("DELETE FROM service_routes WHERE id IN (?, ?)", (first_id, second_id))
         time.sleep(1.5)
+
+
+def test_get_answers_are_cached_per_scope_set_and_no_cache_refreshes(mesh):
+    token = mesh.token()
+    code = f"CACHE-{uuid.uuid4().hex[:6].upper()}"
+    made = call(mesh, "POST", "/v1/segments", {"code": code, "segmentName": "Cached sweets", "priority": 7}, token=token)
+    assert made.status == 200, made.raw
+    first = call(mesh, "GET", f"/v1/segments/{code}", token=token)
+    assert first.status == 200 and first.headers["X-Cache"] == "MISS"
+    again = call(mesh, "GET", f"/v1/segments/{code}", token=token)
+    assert again.headers["X-Cache"] == "HIT" and again.json == first.json and "Age" in again.headers
+    assert again.headers["RateLimit-Limit"], "a hit still counts against the plan"
+    renamed = call(mesh, "PATCH", f"/v1/segments/{code}", {"segmentName": "Renamed sweets"}, token=token)
+    assert renamed.status == 200, renamed.raw
+    stale = call(mesh, "GET", f"/v1/segments/{code}", token=token)
+    assert stale.headers["X-Cache"] == "HIT" and stale.json["segment"]["segmentName"] == "Cached sweets"
+    fresh = call(mesh, "GET", f"/v1/segments/{code}", token=token, headers={"Cache-Control": "no-cache"})
+    assert fresh.headers["X-Cache"] == "MISS" and fresh.json["segment"]["segmentName"] == "Renamed sweets"
+    assert call(mesh, "GET", f"/v1/segments/{code}", token=token).json["segment"]["segmentName"] == "Renamed sweets"
+    # A caller with other scopes never gets the admin's kept answer.
+    viewer_name = f"cache{uuid.uuid4().hex[:6]}"
+    call(mesh, "POST", "/v1/users", {"username": viewer_name, "email": f"{viewer_name}@harshadelights.in",
+                                     "password": "kalakand all day", "roles": ["viewer"]}, token=token)
+    viewer = call(mesh, "POST", "/v1/auth/login", {"username": viewer_name, "password": "kalakand all day"}).json["accessToken"]
+    mesh.secrets.add(viewer)
+    assert call(mesh, "GET", f"/v1/segments/{code}", token=viewer).headers["X-Cache"] == "MISS"
+    # Without a credential: refused before the cache is looked at.
+    assert call(mesh, "GET", f"/v1/segments/{code}").status == 401

@@ -23,11 +23,15 @@
 //! while open calls fail fast with 503 and `Retry-After`; after the open
 //! period one trial call decides).
 //!
+//! GET routes given a time to live have their answers kept per caller
+//! scope set ([`cache`]).
+//!
 //! Still to come (issue 7): load balancing and
 //! health checking over `service_routes`, the response cache and the audit
 //! log.
 
 pub mod audit;
+pub mod cache;
 pub mod codec;
 pub mod errors;
 pub mod guard;
@@ -80,6 +84,10 @@ pub struct EdgeConfig {
     pub breaker: BreakerSettings,
     /// How an endpoint is chosen when a service has several.
     pub strategy: harsha_mesh::balance::Strategy,
+    /// GET routes whose answers are kept, by template, and for how long.
+    pub cache_ttls: std::collections::HashMap<String, Duration>,
+    /// The most the response cache holds, in bytes.
+    pub cache_max_bytes: u64,
 }
 
 /// What the audit records of a request, gathered while it is handled.
@@ -117,6 +125,7 @@ pub struct Edge {
     default_timeout: Duration,
     guard: Option<Arc<Guard>>,
     audit: Option<Arc<audit::AuditLog>>,
+    cache: Option<cache::ResponseCache>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -152,6 +161,8 @@ impl Edge {
             default_timeout: config.default_timeout,
             guard: config.guard,
             audit: config.audit,
+            cache: (!config.cache_ttls.is_empty())
+                .then(|| cache::ResponseCache::new(config.cache_ttls, config.cache_max_bytes)),
         }))
     }
 
@@ -322,13 +333,100 @@ impl Edge {
                 }
             },
         };
-        let mut response = self
-            .call(parts, body, &matched, &grpc_path, request_id, facts)
-            .await;
+        let mut response = match self
+            .cached_or_called(
+                parts,
+                body,
+                &matched,
+                &grpc_path,
+                request_id,
+                facts,
+                admitted.as_ref(),
+            )
+            .await
+        {
+            Ok(response) | Err(response) => response,
+        };
         if let Some(admitted) = admitted {
             rate_limit_headers(&admitted.decision, response.headers_mut());
         }
         response
+    }
+
+    /// The answer from the response cache when the route's answers are
+    /// kept and a fresh one is there; otherwise the call's, kept if it
+    /// succeeded.
+    #[allow(clippy::too_many_arguments)]
+    async fn cached_or_called(
+        &self,
+        parts: http::request::Parts,
+        body: Body,
+        matched: &routes::Matched<'_>,
+        grpc_path: &str,
+        request_id: &str,
+        facts: &mut Facts,
+        admitted: Option<&guard::Admitted>,
+    ) -> Result<Response, Response> {
+        let route = matched.route;
+        let kept = match (&self.cache, parts.method == http::Method::GET) {
+            (Some(cache), true) => cache.ttl(&route.template).map(|ttl| (cache, ttl)),
+            _ => None,
+        };
+        let Some((cache, ttl)) = kept else {
+            return Ok(self
+                .call(parts, body, matched, grpc_path, request_id, facts)
+                .await);
+        };
+        let scopes = admitted
+            .and_then(|a| a.principal.as_ref())
+            .map(|p| {
+                let mut scopes = p.scopes.clone();
+                scopes.sort();
+                scopes.join(" ")
+            })
+            .unwrap_or_else(|| "public".to_owned());
+        let key = cache::CacheKey {
+            route: route.template.clone(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            scopes,
+        };
+        let (read, write) = cache::cache_control(&parts.headers);
+        let now = std::time::Instant::now();
+        if read && let Some(hit) = cache.get(&key, now) {
+            let mut response = Response::new(Body::from(hit.body.clone()));
+            *response.headers_mut() = hit.headers.clone();
+            response
+                .headers_mut()
+                .insert("x-cache", HeaderValue::from_static("HIT"));
+            if let Ok(age) =
+                HeaderValue::from_str(&now.duration_since(hit.stored).as_secs().to_string())
+            {
+                response.headers_mut().insert(header::AGE, age);
+            }
+            return Ok(response);
+        }
+        let response = self
+            .call(parts, body, matched, grpc_path, request_id, facts)
+            .await;
+        if !(write && response.status() == StatusCode::OK) {
+            let mut response = response;
+            response
+                .headers_mut()
+                .insert("x-cache", HeaderValue::from_static("MISS"));
+            return Ok(response);
+        }
+        let (mut head, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY * 4).await else {
+            let (status, body) = edge_error(Code::Internal, "the response could not be read");
+            return Err(json_response(status, body));
+        };
+        cache.put(key, bytes.clone(), head.headers.clone(), ttl);
+        head.headers
+            .insert("x-cache", HeaderValue::from_static("MISS"));
+        Ok(Response::from_parts(head, Body::from(bytes)))
     }
 
     async fn call(

@@ -57,8 +57,22 @@ pub struct EdgeSettings {
     pub health_check_seconds: u64,
     /// Seconds between reads of service_routes.
     pub routes_refresh_seconds: u64,
+    /// Megabytes of answers the response cache holds at most.
+    pub cache_max_mb: u64,
+    /// GET routes whose answers are kept, and for how long.
+    #[serde(default)]
+    pub cache: Vec<CachedRoute>,
     /// Where each service is; empty for the `[services]` address.
     pub upstreams: EdgeUpstreams,
+}
+
+/// One `[[edge.cache]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CachedRoute {
+    /// The route template, as in the contract.
+    pub route: String,
+    /// Seconds an answer is kept.
+    pub ttl_seconds: u64,
 }
 
 /// The `[edge.upstreams]` section.
@@ -408,6 +422,18 @@ impl Settings {
                 .balancer
                 .parse()
                 .map_err(|e| anyhow::anyhow!("edge.balancer: {e}"))?,
+            cache_ttls: self
+                .edge
+                .cache
+                .iter()
+                .map(|c| {
+                    (
+                        c.route.clone(),
+                        std::time::Duration::from_secs(c.ttl_seconds),
+                    )
+                })
+                .collect(),
+            cache_max_bytes: self.edge.cache_max_mb.max(1) * 1024 * 1024,
         })
     }
 
