@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone:
-#   1. starts MariaDB and PostgreSQL when they are down (installing them with
+#   1. starts MariaDB, PostgreSQL and Redis when they are down (installing them with
 #      apt-get only where they are missing);
 #   2. checks formatting, clippy, and the contracts (buf lint, buf breaking);
 #   3. runs every Rust test (unit, behaviour suites on SQLite, MariaDB and
@@ -62,6 +62,17 @@ ensure_postgres() {
   wait_for "PostgreSQL" pg_isready -q -h 127.0.0.1 -p 5432
 }
 
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    step "installing Redis"
+    apt_install redis-server redis-tools
+  fi
+  step "starting Redis"
+  redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null
+  wait_for "Redis" redis-cli -h 127.0.0.1 -p 6379 ping
+}
+
 ensure_tools() {
   if ! command -v npm >/dev/null 2>&1; then
     step "installing Node.js (for buf)"
@@ -85,6 +96,7 @@ ensure_tools() {
 
 ensure_mariadb
 ensure_postgres
+ensure_redis
 ensure_tools
 
 step "cargo fmt --check"

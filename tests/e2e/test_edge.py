@@ -4,12 +4,18 @@ JSON both ways, path variables, query strings and bodies, each error
 mapped to its HTTP status with a google.rpc.Status-shaped body, and request
 ids echoed."""
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
 
 import pytest
+from conftest import free_port, harsha_binary
 from google.api import annotations_pb2
 
 from harsha.auth.v1 import auth_pb2
@@ -26,9 +32,11 @@ class Answer:
         self.json = json.loads(body) if body else None
 
 
-def call(mesh, method, path, body=None, token=None, headers=None, raw=None) -> Answer:
+def call(mesh, method, path, body=None, token=None, headers=None, raw=None, edge=None) -> Answer:
+    """Calls the mesh's edge, or the edge at the base URL `edge`."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(mesh.edge_url(path), data=data, method=method)
+    url = f"{edge}{path}" if edge else mesh.edge_url(path)
+    request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     if token:
@@ -40,6 +48,36 @@ def call(mesh, method, path, body=None, token=None, headers=None, raw=None) -> A
             return Answer(reply.status, reply.headers, reply.read())
     except urllib.error.HTTPError as error:
         return Answer(error.code, error.headers, error.read())
+
+
+@contextlib.contextmanager
+def edge_process(mesh, env=None, upstreams=None):
+    """`harsha serve edge` alone in front of the mesh's services (or the
+    `upstreams` given), checking callers through its Auth service and
+    auditing to its gateway database; yields its base URL once ready."""
+    port = free_port()
+    environment = dict(os.environ, HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
+                       HARSHA__DATABASES__GATEWAY=f"sqlite://{mesh.data_dir}/gateway.sqlite")
+    for service in ("customer", "inventory", "pricing", "auth", "sync"):
+        environment[f"HARSHA__EDGE__UPSTREAMS__{service.upper()}"] = (upstreams or {}).get(
+            service, f"http://{mesh.address(service)}")
+    environment.update(env or {})
+    process = subprocess.Popen([harsha_binary(), "serve", "edge", "--listen", f"127.0.0.1:{port}"],
+                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                    break
+            except OSError:
+                assert process.poll() is None, "the edge exited"
+                assert time.monotonic() < deadline, "the edge never became ready"
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
 
 
 def test_logging_in_and_reading_through_rest(mesh):
@@ -170,39 +208,55 @@ def test_every_annotated_rpc_is_reachable(mesh):
 
 
 def test_harsha_serve_edge_runs_the_edge_alone(mesh):
-    import os
-    import signal
-    import subprocess
-    import time
+    with edge_process(mesh) as edge:
+        assert call(mesh, "GET", "/v1/segments/RETAIL", edge=edge).status == 401, "no credential, no call"
+        answer = call(mesh, "GET", "/v1/segments/RETAIL", token=mesh.token(), edge=edge)
+        assert answer.status == 200 and answer.json["segment"]["code"] == "RETAIL"
 
-    from conftest import free_port, harsha_binary
 
-    port = free_port()
-    env = dict(os.environ, HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
-               HARSHA__DATABASES__GATEWAY=f"sqlite://{mesh.data_dir}/gateway.sqlite")
-    for service in ("customer", "inventory", "pricing", "auth", "sync"):
-        env[f"HARSHA__EDGE__UPSTREAMS__{service.upper()}"] = f"http://{mesh.address(service)}"
-    process = subprocess.Popen([harsha_binary(), "serve", "edge", "--listen", f"127.0.0.1:{port}"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def new_user_on_plan(mesh, per_minute, per_hour=1000, per_day=10000):
+    """A viewer on a fresh plan with these limits, logged in: its token."""
+    token = mesh.token()
+    plan = f"plan-{uuid.uuid4().hex[:6]}"
+    assert call(mesh, "PUT", f"/v1/rate-limit-plans/{plan}",
+                {"perMinute": per_minute, "perHour": per_hour, "perDay": per_day}, token=token).status == 200
+    name = f"u{uuid.uuid4().hex[:8]}"
+    made = call(mesh, "POST", "/v1/users", {"username": name, "email": f"{name}@harshadelights.in",
+                                             "password": "kalakand all day", "roles": ["viewer"],
+                                             "rateLimitPlan": plan}, token=token)
+    assert made.status == 200, made.raw
+    session = call(mesh, "POST", "/v1/auth/login", {"username": name, "password": "kalakand all day"}).json["accessToken"]
+    mesh.secrets.add(session)
+    return session
+
+
+def test_two_edges_share_rate_limits_and_kept_answers_through_redis(mesh):
+    """Two edge replicas with one Redis: a plan's minute limit is exact across
+    both, and an answer one of them kept is served by the other."""
+    prefix = f"harsha-e2e-{uuid.uuid4().hex}"
+    shared = {"HARSHA__EDGE__REDIS_URL": "redis://127.0.0.1:6379/0", "HARSHA__EDGE__REDIS_PREFIX": prefix}
+    session = new_user_on_plan(mesh, per_minute=6)
+    token = mesh.token()
+    code = f"SHARED-{uuid.uuid4().hex[:6].upper()}"
+    assert call(mesh, "POST", "/v1/segments", {"code": code, "segmentName": "Shared sweets", "priority": 3},
+                token=token).status == 200
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the edge never became ready"
-                time.sleep(0.2)
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/segments/RETAIL", timeout=5)
-        assert refused.value.code == 401, "no credential, no call"
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/segments/RETAIL")
-        request.add_header("Authorization", f"Bearer {mesh.token()}")
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            assert json.loads(reply.read())["segment"]["code"] == "RETAIL"
+        with edge_process(mesh, shared) as first, edge_process(mesh, shared) as second:
+            if time.time() % 60 > 45:
+                time.sleep(61 - time.time() % 60)
+            statuses = [call(mesh, "GET", "/v1/segments/RETAIL", token=session,
+                             edge=(first, second)[n % 2]).status for n in range(12)]
+            assert statuses == [200] * 6 + [429] * 6, statuses
+
+            kept = call(mesh, "GET", f"/v1/segments/{code}", token=token, edge=first)
+            assert kept.status == 200 and kept.headers["X-Cache"] == "MISS"
+            served = call(mesh, "GET", f"/v1/segments/{code}", token=token, edge=second)
+            assert served.headers["X-Cache"] == "HIT" and served.json == kept.json
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        keys = subprocess.run(["redis-cli", "--scan", "--pattern", f"{prefix}:*"], capture_output=True,
+                              text=True, check=True).stdout.split()
+        if keys:
+            subprocess.run(["redis-cli", "DEL", *keys], capture_output=True, check=True)
 
 
 def test_plans_limit_each_principal_with_headers_and_usage_is_recorded(mesh):
@@ -308,43 +362,21 @@ def test_an_upstream_that_keeps_failing_has_its_circuit_opened_then_closed(mesh,
     """Five failures in a row open the circuit; while open the edge answers
     503 at once with Retry-After; after the open period one trial call goes
     through, and its success closes the circuit."""
-    import os
-    import signal
-    import subprocess
-    import time
+    from conftest import health_status
 
-    from conftest import free_port, harsha_binary, health_status
-
-    customer_port, edge_port = free_port(), free_port()
+    customer_port = free_port()
     env = dict(os.environ, HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
-               HARSHA__DATABASES__GATEWAY=f"sqlite://{mesh.data_dir}/gateway.sqlite",
-               HARSHA__DATABASES__ERP=f"sqlite://{tmp_path}/erp.sqlite",
-               HARSHA__EDGE__BREAKER_OPEN_SECONDS="2")
-    for service in ("inventory", "pricing", "auth", "sync"):
-        env[f"HARSHA__EDGE__UPSTREAMS__{service.upper()}"] = f"http://{mesh.address(service)}"
-    env["HARSHA__EDGE__UPSTREAMS__CUSTOMER"] = f"http://127.0.0.1:{customer_port}"
-    edge = subprocess.Popen([harsha_binary(), "serve", "edge", "--listen", f"127.0.0.1:{edge_port}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               HARSHA__DATABASES__ERP=f"sqlite://{tmp_path}/erp.sqlite")
     customer = None
+    with contextlib.ExitStack() as stack:
+        edge = stack.enter_context(edge_process(mesh, {"HARSHA__EDGE__BREAKER_OPEN_SECONDS": "2"},
+                                                upstreams={"customer": f"http://127.0.0.1:{customer_port}"}))
+        stack.callback(lambda: customer is not None and (customer.send_signal(signal.SIGTERM), customer.wait(timeout=30)))
 
-    def get():
-        request = urllib.request.Request(f"http://127.0.0.1:{edge_port}/v1/segments/RETAIL")
-        request.add_header("Authorization", f"Bearer {mesh.token()}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as reply:
-                return reply.status, json.loads(reply.read()), reply.headers
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read()), error.headers
+        def get():
+            answer = call(mesh, "GET", "/v1/segments/RETAIL", token=mesh.token(), edge=edge)
+            return answer.status, answer.json, answer.headers
 
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{edge_port}/healthz", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the edge never became ready"
-                time.sleep(0.2)
         for _ in range(5):
             status, body, _ = get()
             assert status == 503 and "circuit" not in body["message"], body
@@ -366,11 +398,6 @@ def test_an_upstream_that_keeps_failing_has_its_circuit_opened_then_closed(mesh,
         assert status == 404, ("the trial reached the service (a fresh database has no RETAIL)", body)
         status, body, _ = get()
         assert status == 404, "closed again"
-    finally:
-        for process in (edge, customer):
-            if process is not None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=30)
 
 
 def test_service_routes_balance_by_weight_and_unhealthy_endpoints_leave_the_rotation(mesh, tmp_path):

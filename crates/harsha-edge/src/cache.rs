@@ -5,6 +5,10 @@
 //! no-cache` asks for a fresh answer (which then replaces the kept one),
 //! `no-store` keeps nothing. Answers carry `X-Cache: HIT` or `MISS` and, on
 //! a hit, `Age`.
+//!
+//! With [`Shared`] state the answers live in Redis, so every replica serves
+//! what any of them kept; while Redis cannot answer, each replica keeps its
+//! own.
 
 use std::{
     collections::HashMap,
@@ -15,6 +19,8 @@ use std::{
 use bytes::Bytes;
 use http::HeaderMap;
 use quick_cache::{Weighter, sync::Cache};
+
+use crate::shared::Shared;
 
 /// What a kept answer is found by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,6 +60,7 @@ impl Weighter<CacheKey, Arc<Cached>> for BodySize {
 pub struct ResponseCache {
     ttls: HashMap<String, Duration>,
     entries: Cache<CacheKey, Arc<Cached>, BodySize>,
+    shared: Option<Arc<Shared>>,
 }
 
 impl ResponseCache {
@@ -63,7 +70,45 @@ impl ResponseCache {
         Self {
             ttls,
             entries: Cache::with_weighter(10_000, max_bytes.max(1), BodySize),
+            shared: None,
         }
+    }
+
+    /// Keeps the answers in `shared` (Redis) instead of this replica's
+    /// memory, whenever it answers.
+    #[must_use]
+    pub fn shared_through(mut self, shared: Option<Arc<Shared>>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// A fresh kept answer: its body, headers and age.
+    pub async fn lookup(&self, key: &CacheKey) -> Option<(Bytes, HeaderMap, Duration)> {
+        if let Some(shared) = &self.shared {
+            match shared.cached(key).await {
+                Ok(found) => return found,
+                Err(error) => shared.fell_back("cache read", &error),
+            }
+        }
+        let now = Instant::now();
+        self.get(key, now).map(|hit| {
+            (
+                hit.body.clone(),
+                hit.headers.clone(),
+                now.duration_since(hit.stored),
+            )
+        })
+    }
+
+    /// Keeps an answer for `ttl`, in Redis when shared and answering.
+    pub async fn keep(&self, key: CacheKey, body: Bytes, headers: HeaderMap, ttl: Duration) {
+        if let Some(shared) = &self.shared {
+            match shared.keep(&key, &body, &headers, ttl).await {
+                Ok(()) => return,
+                Err(error) => shared.fell_back("cache write", &error),
+            }
+        }
+        self.put(key, body, headers, ttl);
     }
 
     /// The time to live of a route's answers, if they are kept.

@@ -5,6 +5,10 @@
 //! caller without a credential on a public route is limited by address
 //! under the `standard` plan. Plans are read from Auth every 30 s; usage is
 //! added to `rate_limit_tracking` in batches, off the request path.
+//!
+//! With [`Shared`] state the windows are counted in Redis, so a limit holds
+//! across every edge replica; while Redis cannot answer, each replica
+//! counts alone.
 
 use std::{
     collections::HashMap,
@@ -19,6 +23,8 @@ use harsha_auth::{
     plans::{Plans, UsageRow},
 };
 use harsha_mesh::ratelimit::{Decision, Limits, RateLimiter};
+
+use crate::shared::Shared;
 use http::{HeaderMap, HeaderValue};
 use tonic::transport::Channel;
 
@@ -55,6 +61,7 @@ pub enum Refused {
 pub struct Guard {
     gatekeeper: Arc<Gatekeeper>,
     limiter: RateLimiter,
+    shared: OnceLock<Arc<Shared>>,
     plans: RwLock<HashMap<String, Limits>>,
     usage: OnceLock<Plans>,
     last_read: tokio::sync::Mutex<Option<std::time::Instant>>,
@@ -79,6 +86,7 @@ impl Guard {
         Ok(Arc::new(Self {
             gatekeeper,
             limiter: RateLimiter::new(),
+            shared: OnceLock::new(),
             plans: RwLock::new(HashMap::new()),
             usage: OnceLock::new(),
             last_read: tokio::sync::Mutex::new(None),
@@ -92,6 +100,12 @@ impl Guard {
     /// connected).
     pub fn report_usage_to(&self, plans: Plans) {
         let _ = self.usage.set(plans);
+    }
+
+    /// Counts the windows in `shared` from now on, so limits hold across
+    /// replicas.
+    pub fn share_counters_through(&self, shared: Arc<Shared>) {
+        let _ = self.shared.set(shared);
     }
 
     /// Whether calls can be checked yet (the token keys are loaded).
@@ -203,7 +217,7 @@ impl Guard {
             ),
         };
         let limits = self.limits(plan).await;
-        let decision = self.limiter.check(&key, limits, now);
+        let decision = self.decide(&key, limits, now).await;
         if decision.allowed {
             Ok(Admitted {
                 principal,
@@ -213,6 +227,25 @@ impl Guard {
         } else {
             tracing::info!(principal = %key, window = decision.window.as_str(), "rate limited");
             Err(Refused::Limited(decision, key))
+        }
+    }
+
+    /// Counts a request of `key`: in Redis when it is shared and answers,
+    /// in this replica's memory otherwise.
+    async fn decide(&self, key: &str, limits: Limits, now: i64) -> Decision {
+        let Some(shared) = self.shared.get() else {
+            return self.limiter.check(key, limits, now);
+        };
+        match shared.count(key, limits, now).await {
+            Ok(before) => {
+                let decision = Decision::of_counts(limits, now, before);
+                self.limiter.record(key, now, decision.allowed);
+                decision
+            }
+            Err(error) => {
+                shared.fell_back("rate limit", &error);
+                self.limiter.check(key, limits, now)
+            }
         }
     }
 

@@ -26,9 +26,11 @@
 //! GET routes given a time to live have their answers kept per caller
 //! scope set ([`cache`]).
 //!
-//! Still to come (issue 7): load balancing and
-//! health checking over `service_routes`, the response cache and the audit
-//! log.
+//! Each service's endpoints come from `service_routes`, chosen by smooth
+//! weighted round robin or least-loaded-of-two, health-checked, with a
+//! breaker each ([`upstreams`]); every request is audited ([`audit`]).
+//! Several replicas share their rate-limit counters and kept answers
+//! through Redis when it is configured ([`shared`]).
 
 pub mod audit;
 pub mod cache;
@@ -37,6 +39,7 @@ pub mod errors;
 pub mod guard;
 pub mod openapi;
 pub mod routes;
+pub mod shared;
 pub mod transcode;
 pub mod upstreams;
 
@@ -88,6 +91,9 @@ pub struct EdgeConfig {
     pub cache_ttls: std::collections::HashMap<String, Duration>,
     /// The most the response cache holds, in bytes.
     pub cache_max_bytes: u64,
+    /// Redis, when rate-limit counters and kept answers are shared by
+    /// several edge replicas.
+    pub shared: Option<Arc<shared::Shared>>,
 }
 
 /// What the audit records of a request, gathered while it is handled.
@@ -161,8 +167,10 @@ impl Edge {
             default_timeout: config.default_timeout,
             guard: config.guard,
             audit: config.audit,
-            cache: (!config.cache_ttls.is_empty())
-                .then(|| cache::ResponseCache::new(config.cache_ttls, config.cache_max_bytes)),
+            cache: (!config.cache_ttls.is_empty()).then(|| {
+                cache::ResponseCache::new(config.cache_ttls, config.cache_max_bytes)
+                    .shared_through(config.shared)
+            }),
         }))
     }
 
@@ -394,16 +402,13 @@ impl Edge {
             scopes,
         };
         let (read, write) = cache::cache_control(&parts.headers);
-        let now = std::time::Instant::now();
-        if read && let Some(hit) = cache.get(&key, now) {
-            let mut response = Response::new(Body::from(hit.body.clone()));
-            *response.headers_mut() = hit.headers.clone();
+        if read && let Some((body, headers, age)) = cache.lookup(&key).await {
+            let mut response = Response::new(Body::from(body));
+            *response.headers_mut() = headers;
             response
                 .headers_mut()
                 .insert("x-cache", HeaderValue::from_static("HIT"));
-            if let Ok(age) =
-                HeaderValue::from_str(&now.duration_since(hit.stored).as_secs().to_string())
-            {
+            if let Ok(age) = HeaderValue::from_str(&age.as_secs().to_string()) {
                 response.headers_mut().insert(header::AGE, age);
             }
             return Ok(response);
@@ -423,7 +428,9 @@ impl Edge {
             let (status, body) = edge_error(Code::Internal, "the response could not be read");
             return Err(json_response(status, body));
         };
-        cache.put(key, bytes.clone(), head.headers.clone(), ttl);
+        cache
+            .keep(key, bytes.clone(), head.headers.clone(), ttl)
+            .await;
         head.headers
             .insert("x-cache", HeaderValue::from_static("MISS"));
         Ok(Response::from_parts(head, Body::from(bytes)))

@@ -61,7 +61,8 @@ impl Window {
         }
     }
 
-    fn limit(self, limits: Limits) -> u64 {
+    /// Its limit under `limits`.
+    pub fn limit(self, limits: Limits) -> u64 {
         match self {
             Self::Minute => limits.per_minute,
             Self::Hour => limits.per_hour,
@@ -112,16 +113,54 @@ type UsageKey = (String, Window, i64);
 /// Requests admitted and refused.
 type UsageCounts = (u64, u64);
 
+impl Decision {
+    /// The answer for a request that finds `before` requests already
+    /// counted in the minute, hour and day windows holding `now`: it passes
+    /// only if every window has room, and then counts in all three. Every
+    /// counter store (memory, Redis) decides with this one rule.
+    pub fn of_counts(limits: Limits, now: i64, before: [u64; 3]) -> Self {
+        let ends_in = |window: Window| window.start(now) + window.seconds() - now;
+        let full = Window::ALL
+            .into_iter()
+            .zip(before)
+            .filter(|(window, count)| *count >= window.limit(limits))
+            .map(|(window, _)| (window, ends_in(window)))
+            .max_by_key(|(_, wait)| *wait);
+        let allowed = full.is_none();
+        let after = if allowed {
+            before.map(|c| c + 1)
+        } else {
+            before
+        };
+        // The tightest window: the one with the least room left.
+        let (window, count) = Window::ALL
+            .into_iter()
+            .zip(after)
+            .min_by_key(|(window, count)| window.limit(limits).saturating_sub(*count))
+            .unwrap_or((Window::Minute, after[0]));
+        let limit = window.limit(limits);
+        Self {
+            allowed,
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset: u64::try_from(ends_in(window)).unwrap_or(0),
+            window: full.map_or(window, |(w, _)| w),
+            retry_after: full.map(|(_, wait)| u64::try_from(wait).unwrap_or(0).max(1)),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Counter {
     start: i64,
     count: u64,
 }
 
-/// The in-memory limiter (one per edge replica).
+/// The in-memory limiter (one per edge replica): per principal, a counter
+/// for each window.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    counters: Mutex<HashMap<(String, Window), Counter>>,
+    counters: Mutex<HashMap<String, [Counter; 3]>>,
     usage: Mutex<HashMap<UsageKey, UsageCounts>>,
     refused: AtomicU64,
 }
@@ -139,50 +178,34 @@ impl RateLimiter {
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut current = [Counter::default(); 3];
+        let current = counters.get(principal).copied().unwrap_or_default();
+        let mut before = [0; 3];
         for (i, window) in Window::ALL.into_iter().enumerate() {
-            let start = window.start(now);
-            let counter = counters
-                .get(&(principal.to_owned(), window))
-                .copied()
-                .filter(|c| c.start == start)
-                .unwrap_or(Counter { start, count: 0 });
-            current[i] = counter;
+            if current[i].start == window.start(now) {
+                before[i] = current[i].count;
+            }
         }
-        let full = Window::ALL
-            .into_iter()
-            .zip(current)
-            .filter(|(window, counter)| counter.count >= window.limit(limits))
-            .map(|(window, counter)| (window, counter.start + window.seconds() - now))
-            .max_by_key(|(_, wait)| *wait);
-        let allowed = full.is_none();
-        if allowed {
-            for (window, counter) in Window::ALL.into_iter().zip(current.iter_mut()) {
-                counter.count += 1;
-                counters.insert((principal.to_owned(), window), *counter);
+        let decision = Decision::of_counts(limits, now, before);
+        if decision.allowed {
+            let counted = std::array::from_fn(|i| Counter {
+                start: Window::ALL[i].start(now),
+                count: before[i] + 1,
+            });
+            match counters.get_mut(principal) {
+                Some(slot) => *slot = counted,
+                None => {
+                    counters.insert(principal.to_owned(), counted);
+                }
             }
         }
         drop(counters);
-        // The tightest window: the one with the least room left.
-        let (window, counter) = Window::ALL
-            .into_iter()
-            .zip(current)
-            .min_by_key(|(window, counter)| window.limit(limits).saturating_sub(counter.count))
-            .unwrap_or((Window::Minute, current[0]));
-        let limit = window.limit(limits);
-        let decision = Decision {
-            allowed,
-            limit,
-            remaining: limit.saturating_sub(counter.count),
-            reset: u64::try_from(counter.start + window.seconds() - now).unwrap_or(0),
-            window: full.map_or(window, |(w, _)| w),
-            retry_after: full.map(|(_, wait)| u64::try_from(wait).unwrap_or(0).max(1)),
-        };
-        self.record(principal, now, allowed);
+        self.record(principal, now, decision.allowed);
         decision
     }
 
-    fn record(&self, principal: &str, now: i64, allowed: bool) {
+    /// Adds one request of `principal` at `now` to the usage report (done
+    /// by [`check`](Self::check); for decisions taken elsewhere).
+    pub fn record(&self, principal: &str, now: i64, allowed: bool) {
         if !allowed {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -238,7 +261,12 @@ impl RateLimiter {
         self.counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|(_, window), counter| counter.start == window.start(now));
+            .retain(|_, counters| {
+                Window::ALL
+                    .into_iter()
+                    .zip(counters.iter())
+                    .any(|(window, counter)| counter.start == window.start(now))
+            });
     }
 }
 

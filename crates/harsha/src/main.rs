@@ -393,6 +393,9 @@ async fn run_edge(
             Duration::from_secs(settings.edge.usage_flush_seconds.max(1)),
             shutdown.clone().cancelled_owned(),
         ));
+        if let Some(shared) = &config.shared {
+            guard.share_counters_through(Arc::clone(shared));
+        }
         config.guard = Some(Arc::clone(&guard));
         Some(guard)
     } else {

@@ -59,6 +59,11 @@ pub struct EdgeSettings {
     pub routes_refresh_seconds: u64,
     /// Megabytes of answers the response cache holds at most.
     pub cache_max_mb: u64,
+    /// Redis shared by every edge replica for rate-limit counters and kept
+    /// answers (`redis://host:port/db`); empty to keep them in memory.
+    pub redis_url: String,
+    /// The prefix of every key the edge writes to Redis.
+    pub redis_prefix: String,
     /// GET routes whose answers are kept, and for how long.
     #[serde(default)]
     pub cache: Vec<CachedRoute>,
@@ -434,6 +439,14 @@ impl Settings {
                 })
                 .collect(),
             cache_max_bytes: self.edge.cache_max_mb.max(1) * 1024 * 1024,
+            shared: if self.edge.redis_url.is_empty() {
+                None
+            } else {
+                Some(
+                    harsha_edge::shared::Shared::new(&self.edge.redis_url, &self.edge.redis_prefix)
+                        .map_err(|e| anyhow::anyhow!("edge.redis_url: {e}"))?,
+                )
+            },
         })
     }
 
