@@ -80,6 +80,26 @@ def edge_process(mesh, env=None, upstreams=None):
         assert process.wait(timeout=30) == 0
 
 
+def start_customer(mesh, port, database_dir):
+    """`harsha serve customer` on `port` with an empty database of its own,
+    once it reports SERVING."""
+    import grpc
+
+    from conftest import health_status
+
+    env = dict(os.environ, HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
+               HARSHA__DATABASES__ERP=f"sqlite://{database_dir}/erp.sqlite")
+    process = subprocess.Popen([harsha_binary(), "serve", "customer", "--listen", f"127.0.0.1:{port}"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        deadline = time.monotonic() + 30
+        while health_status(channel, "harsha.customer.v1.CustomerService") != 1:
+            assert process.poll() is None, "the customer service exited"
+            assert time.monotonic() < deadline, "the customer service never became ready"
+            time.sleep(0.2)
+    return process
+
+
 def test_logging_in_and_reading_through_rest(mesh):
     login = call(mesh, "POST", "/v1/auth/login", {"username": "admin", "password": mesh.admin_password()})
     assert login.status == 200, login.raw
@@ -174,6 +194,72 @@ def test_request_ids_are_echoed_or_made(mesh):
     assert mine.headers["X-Request-Id"] == "req-42"
     made = call(mesh, "GET", "/.well-known/jwks.json")
     assert len(made.headers["X-Request-Id"]) == 36
+
+
+def test_trace_context_flows_from_the_caller_through_the_edge_to_the_service_and_back(mesh):
+    import re
+
+    shape = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    answer = call(mesh, "GET", "/v1/segments/RETAIL", token=mesh.token(),
+                  headers={"traceparent": caller, "X-Request-Id": "trace-1", "Cache-Control": "no-store"})
+    assert answer.status == 200
+    edge_hop = shape.match(answer.headers["traceparent"])
+    assert edge_hop and edge_hop.group(1) == "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace continues"
+    assert edge_hop.group(2) != "00f067aa0ba902b7", "as a new hop"
+    # The service saw the edge's hop and the request id, and said so.
+    assert answer.headers["Grpc-Metadata-Traceparent"] == answer.headers["traceparent"]
+    assert answer.headers["Grpc-Metadata-X-Request-Id"] == "trace-1"
+    # No trace context, or a malformed one: a new trace.
+    for headers in ({}, {"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}):
+        fresh = call(mesh, "GET", "/.well-known/jwks.json", headers=headers)
+        made = shape.match(fresh.headers["traceparent"])
+        assert made and made.group(1) != "0" * 32
+
+
+def test_a_read_is_retried_on_another_endpoint_and_a_write_is_not(mesh, tmp_path):
+    """Two Customer endpoints; one dies between health checks. Every read
+    still succeeds (retried once on the other endpoint, within the retry
+    budget); a write that reaches the dead one fails with 503, never sent
+    twice."""
+    import sqlite3
+
+    gateway = mesh.data_dir / "gateway.sqlite"
+    second_port = free_port()
+    second = start_customer(mesh, second_port, tmp_path)
+    tag = uuid.uuid4().hex[:8]
+    first_id, second_id = f"retry1-{tag}", f"retry2-{tag}"
+    try:
+        with sqlite3.connect(gateway) as db:
+            for route_id, url in ((first_id, f"http://{mesh.address('customer')}"),
+                                  (second_id, f"http://127.0.0.1:{second_port}")):
+                db.execute("INSERT INTO service_routes (id, service, upstream_url, weight, status) "
+                           "VALUES (?, 'harsha.customer.v1.CustomerService', ?, 1, 'active')", (route_id, url))
+        with edge_process(mesh, {"HARSHA__EDGE__HEALTH_CHECK_SECONDS": "3600",
+                                 "HARSHA__EDGE__ROUTES_REFRESH_SECONDS": "1"}) as edge:
+            # The mesh's endpoint knows RETAIL, the second (empty) one does not.
+            seen = set()
+            deadline = time.monotonic() + 30
+            while seen != {200, 404}:
+                assert time.monotonic() < deadline, seen
+                seen.add(call(mesh, "GET", "/v1/segments/RETAIL", token=mesh.token(), edge=edge,
+                              headers={"Cache-Control": "no-store"}).status)
+                time.sleep(0.1)
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+            reads = [call(mesh, "GET", "/v1/segments/RETAIL", token=mesh.token(), edge=edge,
+                          headers={"Cache-Control": "no-store"}).status for _ in range(4)]
+            assert reads == [200] * 4, reads
+            writes = [call(mesh, "POST", "/v1/segments", {"code": "", "segmentName": "x"}, token=mesh.token(),
+                           edge=edge).status for _ in range(2)]
+            assert sorted(writes) == [400, 503], writes
+    finally:
+        if second.poll() is None:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        with sqlite3.connect(gateway) as db:
+            db.execute("DELETE FROM service_routes WHERE id IN (?, ?)", (first_id, second_id))
+        time.sleep(1.5)
 
 
 def routes_in_contracts():

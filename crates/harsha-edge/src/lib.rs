@@ -50,10 +50,15 @@ use axum::{
     extract::{ConnectInfo, Request},
     response::Response,
 };
-use harsha_mesh::breaker::{BreakerSettings, Outcome};
+use harsha_mesh::{
+    breaker::{BreakerSettings, Outcome},
+    retry::RetryBudget,
+    trace::{REQUEST_ID, TRACEPARENT, TraceParent},
+};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
 use tonic::Code;
+use tracing::Instrument;
 
 use crate::{
     codec::DynamicCodec,
@@ -64,10 +69,10 @@ use crate::{
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 4 * 1024 * 1024;
-/// The request-id header, generated when a request has none.
-const REQUEST_ID: &str = "x-request-id";
 /// Headers passed to the services as metadata, as they are.
-const FORWARDED: &[&str] = &["authorization", "x-api-key", "traceparent", "tracestate"];
+const FORWARDED: &[&str] = &["authorization", "x-api-key", "tracestate"];
+/// A retry is not started with less time than this left.
+const MIN_RETRY_TIME: Duration = Duration::from_millis(50);
 /// Headers whose remainder becomes a metadata name.
 const METADATA_PREFIX: &str = "grpc-metadata-";
 
@@ -94,6 +99,15 @@ pub struct EdgeConfig {
     /// Redis, when rate-limit counters and kept answers are shared by
     /// several edge replicas.
     pub shared: Option<Arc<shared::Shared>>,
+}
+
+/// Who a request is and which trace it belongs to.
+#[derive(Debug)]
+struct Hop {
+    /// `X-Request-Id`, the caller's or a new one.
+    request_id: String,
+    /// The edge's hop: the caller's trace continued, or a new one.
+    trace: TraceParent,
 }
 
 /// What the audit records of a request, gathered while it is handled.
@@ -132,6 +146,7 @@ pub struct Edge {
     guard: Option<Arc<Guard>>,
     audit: Option<Arc<audit::AuditLog>>,
     cache: Option<cache::ResponseCache>,
+    retries: RetryBudget,
 }
 
 impl std::fmt::Debug for Edge {
@@ -171,6 +186,10 @@ impl Edge {
                 cache::ResponseCache::new(config.cache_ttls, config.cache_max_bytes)
                     .shared_through(config.shared)
             }),
+            retries: RetryBudget::new(
+                harsha_mesh::retry::BudgetSettings::default(),
+                std::time::Instant::now(),
+            ),
         }))
     }
 
@@ -223,14 +242,34 @@ impl Edge {
     async fn handle(&self, request: Request) -> Response {
         let arrived = std::time::Instant::now();
         let at = chrono::Utc::now();
-        let request_id = request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-        let span = tracing::info_span!("edge", method = %request.method(), path = %request.uri().path(), %request_id);
-        let _entered = span.enter();
+        let hop = {
+            let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+            Hop {
+                request_id: header(REQUEST_ID)
+                    .filter(|v| !v.is_empty() && v.len() <= 128)
+                    .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
+                trace: TraceParent::continue_from(header(TRACEPARENT)),
+            }
+        };
+        let span = tracing::info_span!(
+            "edge",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id = %hop.request_id,
+            trace_id = %hop.trace.trace_id_hex(),
+        );
+        self.answer(request, hop, arrived, at)
+            .instrument(span)
+            .await
+    }
+
+    async fn answer(
+        &self,
+        request: Request,
+        hop: Hop,
+        arrived: std::time::Instant,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Response {
         let client = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -240,16 +279,17 @@ impl Edge {
             request.uri().path().to_owned(),
         );
         let mut facts = Facts::default();
-        let mut response = self
-            .transcode(request, &request_id, client, &mut facts)
-            .await;
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
+        let mut response = self.transcode(request, &hop, client, &mut facts).await;
+        if let Ok(value) = HeaderValue::from_str(&hop.request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
-        tracing::info!(status = response.status().as_u16(), "answered");
+        if let Ok(value) = HeaderValue::from_str(&hop.trace.to_string()) {
+            response.headers_mut().insert(TRACEPARENT, value);
+        }
+        tracing::debug!(status = response.status().as_u16(), "answered");
         if let Some(audit) = &self.audit {
             audit.record(audit::AuditRecord {
-                request_id,
+                request_id: hop.request_id,
                 at,
                 principal: facts.principal.unwrap_or_else(|| {
                     format!(
@@ -275,7 +315,7 @@ impl Edge {
     async fn transcode(
         &self,
         request: Request,
-        request_id: &str,
+        hop: &Hop,
         client: Option<std::net::IpAddr>,
         facts: &mut Facts,
     ) -> Response {
@@ -347,7 +387,7 @@ impl Edge {
                 body,
                 &matched,
                 &grpc_path,
-                request_id,
+                hop,
                 facts,
                 admitted.as_ref(),
             )
@@ -371,7 +411,7 @@ impl Edge {
         body: Body,
         matched: &routes::Matched<'_>,
         grpc_path: &str,
-        request_id: &str,
+        hop: &Hop,
         facts: &mut Facts,
         admitted: Option<&guard::Admitted>,
     ) -> Result<Response, Response> {
@@ -381,9 +421,7 @@ impl Edge {
             _ => None,
         };
         let Some((cache, ttl)) = kept else {
-            return Ok(self
-                .call(parts, body, matched, grpc_path, request_id, facts)
-                .await);
+            return Ok(self.call(parts, body, matched, grpc_path, hop, facts).await);
         };
         let scopes = admitted
             .and_then(|a| a.principal.as_ref())
@@ -413,9 +451,7 @@ impl Edge {
             }
             return Ok(response);
         }
-        let response = self
-            .call(parts, body, matched, grpc_path, request_id, facts)
-            .await;
+        let response = self.call(parts, body, matched, grpc_path, hop, facts).await;
         if !(write && response.status() == StatusCode::OK) {
             let mut response = response;
             response
@@ -442,7 +478,7 @@ impl Edge {
         body: Body,
         matched: &routes::Matched<'_>,
         grpc_path: &str,
-        request_id: &str,
+        hop: &Hop,
         facts: &mut Facts,
     ) -> Response {
         let route = matched.route;
@@ -477,17 +513,6 @@ impl Edge {
                 }
             };
         let service = route.method.parent_service().full_name().to_owned();
-        let Some(endpoint) = self.upstreams.pick(&service) else {
-            let (status, body) = edge_error(
-                Code::Unavailable,
-                &format!("no endpoint of {service} is available"),
-            );
-            return json_response(status, body);
-        };
-        facts.route_id = endpoint.route_id.clone();
-        let mut call = tonic::Request::new(message);
-        forward_headers(&parts.headers, request_id, call.metadata_mut());
-        call.set_timeout(deadline(&parts.headers).unwrap_or(self.default_timeout));
         let path = match grpc_path.parse::<http::uri::PathAndQuery>() {
             Ok(path) => path,
             Err(error) => {
@@ -495,9 +520,59 @@ impl Edge {
                 return json_response(status, body);
             }
         };
-        let ticket = match endpoint.breaker.acquire(std::time::Instant::now()) {
-            Ok(ticket) => ticket,
-            Err(wait) => {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        forward_headers(&parts.headers, &hop.request_id, &hop.trace, &mut metadata);
+        let timeout = deadline(&parts.headers).unwrap_or(self.default_timeout);
+        // Reads may be retried once, on another pick, within the budget;
+        // anything else goes out once.
+        let idempotent = parts.method == http::Method::GET;
+        let started = std::time::Instant::now();
+        self.retries.deposit(started);
+        let mut spare = Some((metadata, message));
+        let mut retried = false;
+        let Some(mut endpoint) = self.upstreams.pick(&service) else {
+            let (status, body) = edge_error(
+                Code::Unavailable,
+                &format!("no endpoint of {service} is available"),
+            );
+            return json_response(status, body);
+        };
+        let outcome = loop {
+            facts.route_id = endpoint.route_id.clone();
+            let last_try = !idempotent || retried;
+            let Some((metadata, message)) = (if last_try {
+                spare.take()
+            } else {
+                spare.clone()
+            }) else {
+                break Attempt::Unreachable("nothing left to send".to_owned());
+            };
+            let remaining = timeout.saturating_sub(started.elapsed());
+            let outcome = attempt(
+                &endpoint,
+                tonic::Request::from_parts(metadata, tonic::Extensions::default(), message),
+                remaining,
+                path.clone(),
+                route,
+            )
+            .await;
+            if last_try || !outcome.worth_retrying() || remaining <= MIN_RETRY_TIME {
+                break outcome;
+            }
+            // Another endpoint, and room in the budget, or the answer stands.
+            let Some(other) = self.upstreams.pick_excluding(&service, Some(&endpoint)) else {
+                break outcome;
+            };
+            if !self.retries.try_withdraw(std::time::Instant::now()) {
+                tracing::warn!(%service, "retry budget spent; not retrying");
+                break outcome;
+            }
+            tracing::info!(%service, from = %endpoint.url, to = %other.url, "retrying a read");
+            retried = true;
+            endpoint = other;
+        };
+        let answer = match outcome {
+            Attempt::CircuitOpen(wait) => {
                 let (status, body) = edge_error(
                     Code::Unavailable,
                     &format!(
@@ -511,25 +586,19 @@ impl Edge {
                 }
                 return response;
             }
+            Attempt::Unreachable(error) => {
+                let (status, body) = edge_error(
+                    Code::Unavailable,
+                    &format!("{service} is unreachable: {error}"),
+                );
+                return json_response(status, body);
+            }
+            Attempt::Answered(answer) => answer,
         };
-        let _in_flight = endpoint.start_call();
-        let mut grpc = tonic::client::Grpc::new(endpoint.channel.clone());
-        if let Err(error) = grpc.ready().await {
-            ticket.record(Outcome::Failed);
-            let (status, body) = edge_error(
-                Code::Unavailable,
-                &format!("{service} is unreachable: {error}"),
-            );
-            return json_response(status, body);
-        }
-        let answer = grpc
-            .unary(call, path, DynamicCodec::new(route.method.output()))
-            .await;
         let code = match &answer {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),
         };
-        ticket.record(Outcome::of_code(code));
         facts.grpc_code = Some(code as i32);
         match answer {
             Ok(reply) => {
@@ -559,6 +628,56 @@ impl Edge {
     }
 }
 
+/// How one try of a call ended.
+enum Attempt {
+    /// Its breaker is open: nothing was sent; a trial is due in this long.
+    CircuitOpen(Duration),
+    /// No connection could be made: nothing was sent.
+    Unreachable(String),
+    /// The service (or the transport) answered.
+    Answered(Result<tonic::Response<prost_reflect::DynamicMessage>, tonic::Status>),
+}
+
+impl Attempt {
+    /// Whether another try may succeed where this one failed.
+    fn worth_retrying(&self) -> bool {
+        match self {
+            Self::CircuitOpen(_) | Self::Unreachable(_) => true,
+            Self::Answered(Err(status)) => status.code() == Code::Unavailable,
+            Self::Answered(Ok(_)) => false,
+        }
+    }
+}
+
+/// One try of a call to `endpoint`, within `timeout`, through its breaker.
+async fn attempt(
+    endpoint: &Arc<upstreams::Endpoint>,
+    mut call: tonic::Request<prost_reflect::DynamicMessage>,
+    timeout: Duration,
+    path: http::uri::PathAndQuery,
+    route: &routes::Route,
+) -> Attempt {
+    call.set_timeout(timeout);
+    let ticket = match endpoint.breaker.acquire(std::time::Instant::now()) {
+        Ok(ticket) => ticket,
+        Err(wait) => return Attempt::CircuitOpen(wait),
+    };
+    let _in_flight = endpoint.start_call();
+    let mut grpc = tonic::client::Grpc::new(endpoint.channel.clone());
+    if let Err(error) = grpc.ready().await {
+        ticket.record(Outcome::Failed);
+        return Attempt::Unreachable(error.to_string());
+    }
+    let answer = grpc
+        .unary(call, path, DynamicCodec::new(route.method.output()))
+        .await;
+    ticket.record(Outcome::of_code(match &answer {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }));
+    Attempt::Answered(answer)
+}
+
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -569,11 +688,12 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-/// Credentials, the request id, trace context and `Grpc-Metadata-*`
-/// headers as gRPC metadata.
+/// Credentials, the request id, the edge's hop of the trace and
+/// `Grpc-Metadata-*` headers as gRPC metadata.
 fn forward_headers(
     headers: &HeaderMap,
     request_id: &str,
+    trace: &TraceParent,
     metadata: &mut tonic::metadata::MetadataMap,
 ) {
     for (name, value) in headers {
@@ -594,6 +714,9 @@ fn forward_headers(
     }
     if let Ok(value) = request_id.parse() {
         metadata.insert(REQUEST_ID, value);
+    }
+    if let Ok(value) = trace.to_string().parse() {
+        metadata.insert(TRACEPARENT, value);
     }
 }
 

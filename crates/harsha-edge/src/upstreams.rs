@@ -181,6 +181,17 @@ impl Upstreams {
 
     /// An endpoint of `service` for the next call, if any is usable.
     pub fn pick(&self, service: &str) -> Option<Arc<Endpoint>> {
+        self.pick_excluding(service, None)
+    }
+
+    /// An endpoint of `service` other than `excluded` (one that just
+    /// failed), if another is usable.
+    pub fn pick_excluding(
+        &self,
+        service: &str,
+        excluded: Option<&Arc<Endpoint>>,
+    ) -> Option<Arc<Endpoint>> {
+        let allowed = |e: &Arc<Endpoint>| excluded.is_none_or(|x| !Arc::ptr_eq(x, e));
         let pool = self
             .pools
             .read()
@@ -190,14 +201,17 @@ impl Upstreams {
         let now = Instant::now();
         // When every endpoint failed its health check, try them anyway
         // rather than refuse everything (the breakers still guard them).
-        let ignore_health = !pool.endpoints.iter().any(|e| e.eligible(now, false));
+        let ignore_health = !pool
+            .endpoints
+            .iter()
+            .any(|e| allowed(e) && e.eligible(now, false));
         let chosen = match self.strategy {
             Strategy::WeightedRoundRobin => {
                 let weights: Vec<u32> = pool
                     .endpoints
                     .iter()
                     .map(|e| {
-                        if e.eligible(now, ignore_health) {
+                        if allowed(e) && e.eligible(now, ignore_health) {
                             e.weight
                         } else {
                             0
@@ -214,7 +228,7 @@ impl Upstreams {
                     .endpoints
                     .iter()
                     .map(|e| {
-                        e.eligible(now, ignore_health)
+                        (allowed(e) && e.eligible(now, ignore_health))
                             .then(|| e.in_flight.load(Ordering::Relaxed))
                     })
                     .collect();
@@ -225,6 +239,8 @@ impl Upstreams {
         };
         match chosen {
             Some(i) => Some(Arc::clone(&pool.endpoints[i])),
+            // A retry goes elsewhere or not at all.
+            None if excluded.is_some() => None,
             // Every endpoint's circuit is open: the one that reopens first,
             // whose breaker then answers with the wait.
             None => pool

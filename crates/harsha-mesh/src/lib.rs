@@ -2,12 +2,15 @@
 //! RBAC layer every gRPC server runs (so a service called directly is as
 //! protected as through the edge), [`ratelimit`], the multi-tier rate
 //! limiter the edge applies per principal, [`breaker`], the circuit
-//! breaker the edge keeps per upstream endpoint, and [`balance`], how an
-//! endpoint is chosen.
+//! breaker the edge keeps per upstream endpoint, [`balance`], how an
+//! endpoint is chosen, [`retry`], the budget that bounds retries, and
+//! [`trace`], W3C trace context and request ids on every call.
 
 pub mod access;
 pub mod balance;
 pub mod breaker;
 pub mod ratelimit;
+pub mod retry;
+pub mod trace;
 
 pub use access::AccessLayer;

@@ -273,6 +273,7 @@ pub async fn run(
 
     let (access, gatekeeper) = access_layer(kind, &config.access, &shutdown)?;
     let router = tonic::transport::Server::builder()
+        .layer(harsha_mesh::trace::TraceLayer)
         .layer(access)
         .add_service(health)
         .add_service(reflection_v1)
