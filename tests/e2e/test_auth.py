@@ -140,6 +140,18 @@ def test_logout_ends_the_session_and_its_access_token(auth_stub, admin):
     assert code_of(lambda: auth_stub.Logout(pb.LogoutRequest(refresh_token="made-up"))) == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_a_logout_that_fails_ends_nothing(auth_stub, admin):
+    session = login(auth_stub, new_user(auth_stub, admin))
+    jti = jwt.decode(session.access_token, options={"verify_signature": False})["jti"]
+    for refresh in ("made-up", ""):
+        failed = code_of(lambda: auth_stub.Logout(pb.LogoutRequest(refresh_token=refresh),
+                                                  metadata=bearer(session.access_token)))
+        assert failed in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT)
+    assert jti not in auth_stub.ListRevokedTokens(pb.ListRevokedTokensRequest(), metadata=admin).jtis
+    # The session goes on.
+    auth_stub.Refresh(pb.RefreshRequest(refresh_token=session.refresh_token))
+
+
 def test_a_password_change_ends_every_session(auth_stub, admin):
     user = new_user(auth_stub, admin)
     session = login(auth_stub, user)

@@ -23,7 +23,7 @@ use crate::{
     domain::{Scope, scopes_of},
     plans::RateLimitPlan,
     store::{User, UserStatus},
-    tokens::TokenPair,
+    tokens::{PresentedAccess, TokenPair},
 };
 
 pub use harsha_proto::harsha::auth::v1::auth_service_server::AuthServiceServer;
@@ -237,22 +237,20 @@ impl AuthService for AuthGrpc {
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> RpcResult<pb::LogoutResponse> {
         let accounts = self.accounts()?;
         let now = Utc::now();
-        // The access token presented, if it is still good, ends too (it
-        // may belong to another session than the refresh token's).
-        if let Ok(Principal {
-            user_id,
-            credential: Credential::Token { jti },
-            ..
-        }) = self.caller(&request).await
-        {
-            let expires = now + accounts.tokens.settings().access_ttl;
-            accounts
-                .tokens
-                .revoke_jti(&jti, &user_id, expires, "logged out", now)
-                .await?;
-        }
         let token = required("refresh_token", &request.get_ref().refresh_token)?;
-        accounts.tokens.logout(token, now).await?;
+        // The access token presented, if it is still good, ends too (it
+        // may belong to another session than the refresh token's), in the
+        // same transaction: a logout that fails changes nothing.
+        let caller = self.caller(&request).await;
+        let access = match &caller {
+            Ok(Principal {
+                user_id,
+                credential: Credential::Token { jti },
+                ..
+            }) => Some(PresentedAccess { jti, user_id }),
+            _ => None,
+        };
+        accounts.tokens.logout(token, access.as_ref(), now).await?;
         Ok(Response::new(pb::LogoutResponse {}))
     }
 

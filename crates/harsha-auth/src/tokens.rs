@@ -41,6 +41,19 @@ use crate::{
     },
 };
 
+/// Revokes an access token by id (once: a second revocation keeps the
+/// first's time and reason).
+const REVOKE_JTI: &str = "INSERT INTO revoked_access_tokens (jti, user_id, expires_at, revoked_at, reason) \
+     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)";
+
+/// The access token presented with a logout, ended with its session.
+#[derive(Debug, Clone, Copy)]
+pub struct PresentedAccess<'a> {
+    /// Its id.
+    pub jti: &'a str,
+    /// Whose it is.
+    pub user_id: &'a str,
+}
 /// Token lifetimes and the names tokens carry.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -382,7 +395,12 @@ impl TokenService {
     /// Ends the session a refresh token belongs to: its whole family, and
     /// the access tokens issued in it. An unknown token is `InvalidToken`;
     /// logging out twice is not an error.
-    pub async fn logout(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<(), AuthError> {
+    pub async fn logout(
+        &self,
+        refresh_token: &str,
+        access: Option<&PresentedAccess<'_>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
         let hashed = hash_refresh(refresh_token);
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
@@ -390,8 +408,20 @@ impl TokenService {
                 .bind(&hashed)
                 .fetch_optional(&mut *tx)
                 .await?;
+            // An unknown refresh token changes nothing, not even the
+            // access token presented with it.
             let family = family.ok_or(AuthError::InvalidToken)?;
             revoke!(tx, REFRESH_OF_FAMILY, ACCESS_OF_FAMILY, &family, "logged out", now, self.settings.access_ttl);
+            if let Some(access) = access {
+                sqlx::query(REVOKE_JTI)
+                    .bind(access.jti)
+                    .bind(access.user_id)
+                    .bind(now + self.settings.access_ttl)
+                    .bind(now)
+                    .bind("logged out")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
         });
         Ok(())
@@ -429,10 +459,7 @@ impl TokenService {
         now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
         pg_dispatch!(&self.pool, pool => {
-            sqlx::query(
-                "INSERT INTO revoked_access_tokens (jti, user_id, expires_at, revoked_at, reason) \
-                 SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)",
-            )
+            sqlx::query(REVOKE_JTI)
             .bind(jti)
             .bind(user_id)
             .bind(expires_at)

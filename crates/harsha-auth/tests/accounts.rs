@@ -201,7 +201,7 @@ async fn logout_ends_the_family_and_its_access_tokens(engine: Engine) {
         .unwrap();
     f.accounts
         .tokens
-        .logout(&second.refresh_token, now)
+        .logout(&second.refresh_token, None, now)
         .await
         .unwrap();
     assert!(f.is_revoked(&first.access_token).await);
@@ -223,11 +223,11 @@ async fn logout_ends_the_family_and_its_access_tokens(engine: Engine) {
     // Twice is fine; an unknown token is not.
     f.accounts
         .tokens
-        .logout(&second.refresh_token, now)
+        .logout(&second.refresh_token, None, now)
         .await
         .unwrap();
     assert!(matches!(
-        f.accounts.tokens.logout("never-issued", now).await,
+        f.accounts.tokens.logout("never-issued", None, now).await,
         Err(AuthError::InvalidToken)
     ));
 }

@@ -149,18 +149,10 @@ impl AuditLog {
             return;
         }
         let rows = std::mem::take(batch);
-        let placeholders: Vec<String> = (0..rows.len())
-            .map(|r| {
-                let cells: Vec<String> = (1..=COLUMNS)
-                    .map(|c| format!("${}", r * COLUMNS + c))
-                    .collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO api_audit_logs (id, request_id, created_at, principal, client_ip, http_method, path, \
              route, service, grpc_method, http_status, grpc_code, route_id, latency_us) VALUES {}",
-            placeholders.join(", ")
+            pool.value_rows(rows.len(), COLUMNS)
         );
         let written: Result<(), sqlx::Error> = pg_dispatch!(pool, pool => {
             let mut query = sqlx::query(AssertSqlSafe(sql.clone()));

@@ -77,7 +77,9 @@ pub fn document(routes: &RouteTable) -> Json {
     })
 }
 
-/// `/v1/{name=shelves/*}/books:archive` → `/v1/{name}/books:archive`.
+/// `/v1/{name=shelves/*}/books:archive` → `/v1/{name}/books:archive`;
+/// a nested field's variable `{plan.name}` becomes `{plan_name}` (dots in
+/// parameter names break common OpenAPI tools).
 fn openapi_path(template: &str) -> String {
     let mut out = String::new();
     let (mut inside, mut skipping) = (false, false);
@@ -94,6 +96,7 @@ fn openapi_path(template: &str) -> String {
             }
             '=' if inside => skipping = true,
             _ if skipping => {}
+            '.' if inside => out.push('_'),
             _ => out.push(c),
         }
     }
@@ -136,7 +139,11 @@ fn operation(route: &Route, id: String, schemas: &mut BTreeMap<String, Json>) ->
             let schema = field_at(&input, name)
                 .map(|f| scalar_schema(&f, schemas))
                 .unwrap_or_else(|| json!({"type": "string"}));
-            json!({"name": name, "in": "path", "required": true, "schema": schema})
+            let mut parameter = json!({"name": name.replace('.', "_"), "in": "path", "required": true, "schema": schema});
+            if name.contains('.') {
+                parameter["description"] = json!(format!("`{name}` of the request"));
+            }
+            parameter
         })
         .collect();
     if route.body != BodyTarget::Whole {
@@ -327,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             openapi_path("/v1/rate-limit-plans/{plan.name}"),
-            "/v1/rate-limit-plans/{plan.name}"
+            "/v1/rate-limit-plans/{plan_name}"
         );
         assert_eq!(path_variables("/v1/{a.b}/x/{c=**}"), ["a.b", "c"]);
     }
