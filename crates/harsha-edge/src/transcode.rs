@@ -7,6 +7,7 @@
 //! response becomes proto3 JSON with lowerCamelCase names and every field
 //! present.
 
+use prost::Message as _;
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
     SerializeOptions,
@@ -205,19 +206,19 @@ pub fn response_json(
     response_body: Option<&str>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let options = SerializeOptions::new().skip_default_fields(false);
-    let whole = message.serialize_with_options(serde_json::value::Serializer, &options)?;
-    let body = match response_body {
-        Some(field) => {
-            let json_name = message
-                .descriptor()
-                .get_field_by_name(field)
-                .map(|f| f.json_name().to_owned())
-                .unwrap_or_else(|| field.to_owned());
-            whole.get(&json_name).cloned().unwrap_or(Json::Null)
-        }
-        None => whole,
+    let Some(field) = response_body else {
+        // The whole message: written straight out, no JSON tree between.
+        let mut out = Vec::with_capacity(message.encoded_len() * 2 + 64);
+        message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)?;
+        return Ok(out);
     };
-    serde_json::to_vec(&body)
+    let whole = message.serialize_with_options(serde_json::value::Serializer, &options)?;
+    let json_name = message
+        .descriptor()
+        .get_field_by_name(field)
+        .map(|f| f.json_name().to_owned())
+        .unwrap_or_else(|| field.to_owned());
+    serde_json::to_vec(whole.get(&json_name).unwrap_or(&Json::Null))
 }
 
 #[cfg(test)]
