@@ -7,7 +7,6 @@
 //! response becomes proto3 JSON with lowerCamelCase names and every field
 //! present.
 
-use prost::Message as _;
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
     SerializeOptions,
@@ -208,7 +207,8 @@ pub fn response_json(
     let options = SerializeOptions::new().skip_default_fields(false);
     let Some(field) = response_body else {
         // The whole message: written straight out, no JSON tree between.
-        let mut out = Vec::with_capacity(message.encoded_len() * 2 + 64);
+        // Most answers fit; measuring the message first would walk it twice.
+        let mut out = Vec::with_capacity(4096);
         message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)?;
         return Ok(out);
     };
