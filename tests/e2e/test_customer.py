@@ -91,6 +91,14 @@ def test_a_segment_lifecycle_from_create_to_members(customer_stub):
         pb.ListSegmentCustomersRequest(segment_code=code, as_of=day("2027-02-28"))
     )
     assert list(none_yet.assignments) == []
+    # The same list as a server stream (one message per customer).
+    streamed = customer_stub.StreamSegmentCustomers(
+        pb.StreamSegmentCustomersRequest(segment_code=code, as_of=day("2027-03-02"), primary_only=True)
+    )
+    assert [m.assignment.customer for m in streamed] == ["CUST-0006"]
+    with pytest.raises(grpc.RpcError) as unknown:
+        list(customer_stub.StreamSegmentCustomers(pb.StreamSegmentCustomersRequest(segment_code="NO-SUCH")))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
     ended = customer_stub.EndAssignment(
         pb.EndAssignmentRequest(assignment_id=outcome.assignment.assignment_id, effective_to=day("2027-06-01"))

@@ -29,7 +29,8 @@ class Answer:
         self.status = status
         self.headers = headers
         self.raw = body
-        self.json = json.loads(body) if body else None
+        kind = (headers or {}).get("Content-Type", "") if headers is not None else ""
+        self.json = json.loads(body) if body and "ndjson" not in kind and "event-stream" not in kind else None
 
 
 def call(mesh, method, path, body=None, token=None, headers=None, raw=None, edge=None) -> Answer:
@@ -291,6 +292,36 @@ def test_every_annotated_rpc_is_reachable(mesh):
         assert answer.status != 405, (name, verb, path)
         seen += 1
     assert seen >= 60
+
+
+def test_a_server_stream_arrives_as_ndjson_or_server_sent_events(mesh):
+    token = mesh.token()
+    code = f"STREAM-{uuid.uuid4().hex[:6].upper()}"
+    assert call(mesh, "POST", "/v1/segments", {"code": code, "segmentName": "Streamed sweets", "priority": 2},
+                token=token).status == 200
+    customers = ["CUST-0002", "CUST-0004", "CUST-0005"]
+    for customer in customers:
+        made = call(mesh, "POST", f"/v1/customers/{customer}/assignments",
+                    {"segmentCode": code, "isPrimary": False}, token=token)
+        assert made.status == 200, made.raw
+
+    lines = call(mesh, "GET", f"/v1/segments/{code}/customers:stream", token=token)
+    assert lines.status == 200 and lines.headers["Content-Type"] == "application/x-ndjson"
+    rows = [json.loads(line) for line in lines.raw.decode().splitlines()]
+    assert [row["assignment"]["customer"] for row in rows] == customers
+    assert all(row["assignment"]["segmentCode"] == code for row in rows)
+
+    events = call(mesh, "GET", f"/v1/segments/{code}/customers:stream", token=token,
+                  headers={"Accept": "text/event-stream"})
+    assert events.status == 200 and events.headers["Content-Type"] == "text/event-stream"
+    frames = [frame for frame in events.raw.decode().split("\n\n") if frame]
+    assert [json.loads(frame.removeprefix("data: "))["assignment"]["customer"] for frame in frames] == customers
+
+    # Nothing holds it as primary; an unknown segment fails before the stream.
+    assert call(mesh, "GET", f"/v1/segments/{code}/customers:stream?primaryOnly=true", token=token).raw == b""
+    missing = call(mesh, "GET", "/v1/segments/NO-SUCH-SEGMENT/customers:stream", token=token)
+    assert missing.status == 404 and missing.json["code"] == 5
+    assert call(mesh, "GET", f"/v1/segments/{code}/customers:stream").status == 401
 
 
 def test_harsha_serve_edge_runs_the_edge_alone(mesh):

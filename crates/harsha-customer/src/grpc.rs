@@ -351,6 +351,9 @@ impl From<CustomerError> for Status {
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
+/// Rows read from the store at a time by streaming RPCs.
+const STREAM_PAGE: u32 = 500;
+
 #[tonic::async_trait]
 impl CustomerService for CustomerGrpc {
     #[tracing::instrument(name = "CustomerService.CreateSegment", skip_all)]
@@ -582,6 +585,51 @@ impl CustomerService for CustomerGrpc {
             assignments: page.items.into_iter().map(assignment_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
         }))
+    }
+
+    type StreamSegmentCustomersStream = std::pin::Pin<
+        Box<
+            dyn futures::Stream<Item = Result<pb::StreamSegmentCustomersResponse, Status>>
+                + Send
+                + 'static,
+        >,
+    >;
+
+    #[tracing::instrument(name = "CustomerService.StreamSegmentCustomers", skip_all)]
+    async fn stream_segment_customers(
+        &self,
+        request: Request<pb::StreamSegmentCustomersRequest>,
+    ) -> RpcResult<Self::StreamSegmentCustomersStream> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+
+        let request = request.into_inner();
+        let code = parse_code(&request.segment_code, "segment_code")?;
+        let as_of = self.date_or_today(request.as_of.as_ref(), "as_of")?;
+        let primary_only = request.primary_only;
+        let store = Arc::clone(self.store()?);
+        // An unknown segment is refused before the stream starts.
+        store.segment(&code).await?;
+        // Page by page from the store, each page's rows sent one by one; a
+        // page is read only when the client has taken the previous one.
+        let pages = futures::stream::try_unfold(Some(String::new()), move |token| {
+            let (store, code) = (Arc::clone(&store), code.clone());
+            async move {
+                let Some(token) = token else {
+                    return Ok(None);
+                };
+                let page = store
+                    .segment_customers(&code, as_of, primary_only, STREAM_PAGE, &token)
+                    .await?;
+                let rows = futures::stream::iter(page.items.into_iter().map(|assignment| {
+                    Ok::<_, Status>(pb::StreamSegmentCustomersResponse {
+                        assignment: Some(assignment_to_proto(assignment)),
+                    })
+                }));
+                Ok::<_, CustomerError>(Some((rows, page.next_token)))
+            }
+        });
+        let stream = pages.map_err(Status::from).try_flatten().boxed();
+        Ok(Response::new(stream))
     }
 
     #[tracing::instrument(name = "CustomerService.MapTerritory", skip_all)]

@@ -416,7 +416,8 @@ impl Edge {
         admitted: Option<&guard::Admitted>,
     ) -> Result<Response, Response> {
         let route = matched.route;
-        let kept = match (&self.cache, parts.method == http::Method::GET) {
+        let cacheable = parts.method == http::Method::GET && !route.method.is_server_streaming();
+        let kept = match (&self.cache, cacheable) {
             (Some(cache), true) => cache.ttl(&route.template).map(|ttl| (cache, ttl)),
             _ => None,
         };
@@ -523,6 +524,13 @@ impl Edge {
         let mut metadata = tonic::metadata::MetadataMap::new();
         forward_headers(&parts.headers, &hop.request_id, &hop.trace, &mut metadata);
         let timeout = deadline(&parts.headers).unwrap_or(self.default_timeout);
+        if route.method.is_server_streaming() {
+            let request =
+                tonic::Request::from_parts(metadata, tonic::Extensions::default(), message);
+            return self
+                .stream(&parts.headers, request, timeout, path, route, facts)
+                .await;
+        }
         // Reads may be retried once, on another pick, within the budget;
         // anything else goes out once.
         let idempotent = parts.method == http::Method::GET;
@@ -626,6 +634,132 @@ impl Edge {
             }
         }
     }
+}
+
+impl Edge {
+    /// A server-streaming call: each message a line of JSON
+    /// (`application/x-ndjson`), or a Server-Sent Event when the client
+    /// accepts `text/event-stream`. An error before the first message is
+    /// an ordinary error answer; one after it ends the stream with an
+    /// `{"error": …}` line (or an `error` event). Not retried.
+    async fn stream(
+        &self,
+        headers: &HeaderMap,
+        mut call: tonic::Request<prost_reflect::DynamicMessage>,
+        timeout: Duration,
+        path: http::uri::PathAndQuery,
+        route: &routes::Route,
+        facts: &mut Facts,
+    ) -> Response {
+        use futures::StreamExt as _;
+
+        let service = route.method.parent_service().full_name().to_owned();
+        let Some(endpoint) = self.upstreams.pick(&service) else {
+            let (status, body) = edge_error(
+                Code::Unavailable,
+                &format!("no endpoint of {service} is available"),
+            );
+            return json_response(status, body);
+        };
+        facts.route_id = endpoint.route_id.clone();
+        call.set_timeout(timeout);
+        let ticket = match endpoint.breaker.acquire(std::time::Instant::now()) {
+            Ok(ticket) => ticket,
+            Err(wait) => {
+                let (status, body) = edge_error(
+                    Code::Unavailable,
+                    &format!(
+                        "{service} is failing; its circuit is open, retry in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                );
+                return json_response(status, body);
+            }
+        };
+        let in_flight = endpoint.start_call();
+        let mut grpc = tonic::client::Grpc::new(endpoint.channel.clone());
+        if let Err(error) = grpc.ready().await {
+            ticket.record(Outcome::Failed);
+            let (status, body) = edge_error(
+                Code::Unavailable,
+                &format!("{service} is unreachable: {error}"),
+            );
+            return json_response(status, body);
+        }
+        let answer = grpc
+            .server_streaming(call, path, DynamicCodec::new(route.method.output()))
+            .await;
+        let code = answer
+            .as_ref()
+            .map_or_else(tonic::Status::code, |_| Code::Ok);
+        ticket.record(Outcome::of_code(code));
+        facts.grpc_code = Some(code as i32);
+        let reply = match answer {
+            Ok(reply) => reply,
+            Err(status) => {
+                let mut response = json_response(
+                    errors::http_status(status.code()),
+                    errors::status_json(&status, &self.pool),
+                );
+                copy_metadata(status.metadata(), response.headers_mut());
+                return response;
+            }
+        };
+        let events = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+        let (metadata, messages, _) = reply.into_parts();
+        let pool = self.pool.clone();
+        let response_body = route.response_body.clone();
+        let frames = messages.map(move |item| {
+            // Held while the stream lasts, for least-loaded balancing.
+            let _held = &in_flight;
+            let (kind, json) = match item {
+                Ok(message) => match transcode::response_json(&message, response_body.as_deref()) {
+                    Ok(json) => ("message", json),
+                    Err(error) => {
+                        let status =
+                            tonic::Status::internal(format!("encoding the response: {error}"));
+                        ("error", errors::status_json(&status, &pool))
+                    }
+                },
+                Err(status) => ("error", errors::status_json(&status, &pool)),
+            };
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(frame(kind, &json, events)))
+        });
+        let mut response = Response::new(Body::from_stream(frames));
+        let kind = if events {
+            "text/event-stream"
+        } else {
+            "application/x-ndjson"
+        };
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        copy_metadata(&metadata, response.headers_mut());
+        response
+    }
+}
+
+/// One streamed message or error, as an NDJSON line or an SSE event.
+fn frame(kind: &str, json: &[u8], events: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 24);
+    match (kind, events) {
+        ("error", true) => out.extend_from_slice(b"event: error\ndata: "),
+        (_, true) => out.extend_from_slice(b"data: "),
+        ("error", false) => out.extend_from_slice(b"{\"error\":"),
+        _ => {}
+    }
+    out.extend_from_slice(json);
+    if kind == "error" && !events {
+        out.push(b'}');
+    }
+    out.extend_from_slice(if events { b"\n\n" } else { b"\n" });
+    out
 }
 
 /// How one try of a call ended.
@@ -781,6 +915,23 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_messages_and_errors_are_framed_as_ndjson_or_events() {
+        assert_eq!(frame("message", br#"{"a":1}"#, false), b"{\"a\":1}\n");
+        assert_eq!(
+            frame("error", br#"{"code":5}"#, false),
+            b"{\"error\":{\"code\":5}}\n"
+        );
+        assert_eq!(
+            frame("message", br#"{"a":1}"#, true),
+            b"data: {\"a\":1}\n\n"
+        );
+        assert_eq!(
+            frame("error", br#"{"code":5}"#, true),
+            b"event: error\ndata: {\"code\":5}\n\n"
+        );
+    }
 
     #[test]
     fn deadlines_come_from_either_header() {

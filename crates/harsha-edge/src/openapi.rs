@@ -201,10 +201,20 @@ fn operation(route: &Route, id: String, schemas: &mut BTreeMap<String, Json>) ->
             .map_or_else(|| json!({}), |f| field_schema(&f, schemas)),
         None => message_ref(&output, schemas),
     };
+    // A server stream is a sequence of those messages: one JSON document a
+    // line, or one Server-Sent Event each.
+    let content = if route.method.is_server_streaming() {
+        json!({
+            "application/x-ndjson": {"schema": response},
+            "text/event-stream": {"schema": {"type": "string"}}
+        })
+    } else {
+        json!({"application/json": {"schema": response}})
+    };
     op.insert(
         "responses".into(),
         json!({
-            "200": {"description": "OK", "content": {"application/json": {"schema": response}}},
+            "200": {"description": "OK", "content": content},
             "default": {"description": "An error (google.rpc.Status)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}}}
         }),
     );
