@@ -108,6 +108,8 @@ struct Hop {
     request_id: String,
     /// The edge's hop: the caller's trace continued, or a new one.
     trace: TraceParent,
+    /// The caller's address, as the connection shows it.
+    client: Option<std::net::IpAddr>,
 }
 
 /// What the audit records of a request, gathered while it is handled.
@@ -249,6 +251,10 @@ impl Edge {
                     .filter(|v| !v.is_empty() && v.len() <= 128)
                     .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
                 trace: TraceParent::continue_from(header(TRACEPARENT)),
+                client: request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0.ip()),
             }
         };
         let span = tracing::info_span!(
@@ -270,10 +276,7 @@ impl Edge {
         arrived: std::time::Instant,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Response {
-        let client = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+        let client = hop.client;
         let (http_method, path) = (
             request.method().to_string(),
             request.uri().path().to_owned(),
@@ -522,7 +525,7 @@ impl Edge {
             }
         };
         let mut metadata = tonic::metadata::MetadataMap::new();
-        forward_headers(&parts.headers, &hop.request_id, &hop.trace, &mut metadata);
+        forward_headers(&parts.headers, hop, &mut metadata);
         let timeout = deadline(&parts.headers).unwrap_or(self.default_timeout);
         if route.method.is_server_streaming() {
             let request =
@@ -822,14 +825,10 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-/// Credentials, the request id, the edge's hop of the trace and
-/// `Grpc-Metadata-*` headers as gRPC metadata.
-fn forward_headers(
-    headers: &HeaderMap,
-    request_id: &str,
-    trace: &TraceParent,
-    metadata: &mut tonic::metadata::MetadataMap,
-) {
+/// Credentials, the request id, the edge's hop of the trace, the caller's
+/// address (`x-forwarded-for`, which the services believe only from where
+/// the edge runs) and `Grpc-Metadata-*` headers as gRPC metadata.
+fn forward_headers(headers: &HeaderMap, hop: &Hop, metadata: &mut tonic::metadata::MetadataMap) {
     for (name, value) in headers {
         let name = name.as_str();
         let key = if FORWARDED.contains(&name) {
@@ -846,11 +845,21 @@ fn forward_headers(
             metadata.insert(key, value);
         }
     }
-    if let Ok(value) = request_id.parse() {
+    if let Ok(value) = hop.request_id.parse() {
         metadata.insert(REQUEST_ID, value);
     }
-    if let Ok(value) = trace.to_string().parse() {
+    if let Ok(value) = hop.trace.to_string().parse() {
         metadata.insert(TRACEPARENT, value);
+    }
+    // The edge is where callers arrive: what they claim in their own
+    // x-forwarded-for is not passed on.
+    match hop.client.map(|ip| ip.to_string().parse()) {
+        Some(Ok(value)) => {
+            metadata.insert(harsha_mesh::access::FORWARDED_FOR, value);
+        }
+        _ => {
+            metadata.remove(harsha_mesh::access::FORWARDED_FOR);
+        }
     }
 }
 

@@ -162,6 +162,8 @@ pub struct AccessConfig {
     pub issuer: String,
     /// The `aud` tokens carry.
     pub audience: String,
+    /// Where the edge runs: calls from there name the caller's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The access layer for a server, and the gatekeeper whose readiness the
@@ -180,7 +182,8 @@ fn access_layer(
     }
     let gatekeeper = gatekeeper(kind.name(), config, shutdown)?;
     Ok((
-        AccessLayer::enforcing(Arc::clone(&gatekeeper)),
+        AccessLayer::enforcing(Arc::clone(&gatekeeper))
+            .trusting_proxies(config.trusted_proxies.clone()),
         Some(gatekeeper),
     ))
 }

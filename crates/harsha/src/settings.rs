@@ -116,6 +116,9 @@ pub struct AuthFileSettings {
     pub lockout_window_seconds: i64,
     /// For how many seconds.
     pub lockout_seconds: i64,
+    /// Networks whose calls may name the caller's address in
+    /// `x-forwarded-for` (where the edge runs).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The Pricing service's settings.
@@ -370,7 +373,24 @@ impl Settings {
         } else {
             self.auth.endpoint.clone()
         };
+        let trusted_proxies = self
+            .auth
+            .trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "auth.trusted_proxies: {entry:?} is not an IP address or CIDR block"
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(crate::server::AccessConfig {
+            trusted_proxies,
             enforce: self.auth.enforce,
             auth_endpoint: endpoint,
             issuer: self.auth.issuer.clone(),
