@@ -66,7 +66,8 @@ def test_generated_requests_on_every_route_never_get_a_server_error(fuzz_mesh, t
          # One filter: separate ones would all have to match.
          "--exclude-name-regex", "(:(revoke|disable|changePassword|revokeSessions)$|^PATCH /v1/users/)",
          "--report", "ndjson", "--report-ndjson-path", str(report)],
-        capture_output=True, text=True, timeout=600,
+        # Its example cache goes to the test's own directory.
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     summary = run.stdout[-6000:]
     # The verdict comes from the report, not the exit code: hypothesis at
