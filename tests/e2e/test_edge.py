@@ -324,6 +324,35 @@ def test_a_server_stream_arrives_as_ndjson_or_server_sent_events(mesh):
     assert call(mesh, "GET", f"/v1/segments/{code}/customers:stream").status == 401
 
 
+def test_the_edge_counts_requests_refusals_and_cache_use_for_prometheus(mesh):
+    token = mesh.token()
+    session = new_user_on_plan(mesh, per_minute=1)
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+    assert call(mesh, "GET", "/v1/segments/RETAIL", token=session).status == 200
+    assert call(mesh, "GET", "/v1/segments/RETAIL", token=session).status == 429
+    for _ in range(2):
+        call(mesh, "GET", "/v1/segments", token=token)
+    answer = urllib.request.urlopen(mesh.edge_url("/metrics"), timeout=10)
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    text = answer.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+
+    def total(prefix, **labels):
+        return sum(v for k, v in samples.items()
+                   if k.startswith(prefix) and all(f'{key}="{val}"' in k for key, val in labels.items()))
+
+    assert total("harsha_edge_requests_total", route="/v1/segments/{code}", status="200") >= 1
+    assert total("harsha_edge_requests_total", route="/v1/segments/{code}", status="429") >= 1
+    assert total("harsha_edge_rate_limited_total", window="minute") >= 1
+    assert total("harsha_edge_cache_total", result="hit") >= 1
+    assert total("harsha_edge_request_duration_seconds_bucket", route="/v1/segments", le="+Inf") >= 2
+
+
 def test_harsha_serve_edge_runs_the_edge_alone(mesh):
     with edge_process(mesh) as edge:
         assert call(mesh, "GET", "/v1/segments/RETAIL", edge=edge).status == 401, "no credential, no call"

@@ -87,6 +87,7 @@ impl AuditLog {
     pub fn record(&self, record: AuditRecord) {
         if self.sender.try_send(record).is_err() {
             let dropped = self.overflow.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics::counter!("harsha_edge_audit_dropped_total").increment(1);
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "the audit queue is full; records dropped");
             }
@@ -178,6 +179,7 @@ impl AuditLog {
         match written {
             Ok(()) => {
                 self.written.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                metrics::counter!("harsha_edge_audit_written_total").increment(rows.len() as u64);
             }
             Err(error) => {
                 tracing::warn!(%error, rows = rows.len(), "could not write audit records");

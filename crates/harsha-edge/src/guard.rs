@@ -226,6 +226,8 @@ impl Guard {
             })
         } else {
             tracing::info!(principal = %key, window = decision.window.as_str(), "rate limited");
+            metrics::counter!("harsha_edge_rate_limited_total", "window" => decision.window.as_str())
+                .increment(1);
             Err(Refused::Limited(decision, key))
         }
     }

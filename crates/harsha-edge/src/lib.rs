@@ -99,6 +99,19 @@ pub struct EdgeConfig {
     /// Redis, when rate-limit counters and kept answers are shared by
     /// several edge replicas.
     pub shared: Option<Arc<shared::Shared>>,
+    /// Renders the process's metrics in the Prometheus text format, served
+    /// at `/metrics` when set.
+    pub metrics: Option<MetricsRender>,
+}
+
+/// Renders the process's metrics in the Prometheus text format.
+#[derive(Clone)]
+pub struct MetricsRender(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for MetricsRender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsRender")
+    }
 }
 
 /// Who a request is and which trace it belongs to.
@@ -149,6 +162,7 @@ pub struct Edge {
     audit: Option<Arc<audit::AuditLog>>,
     cache: Option<cache::ResponseCache>,
     retries: RetryBudget,
+    metrics: Option<MetricsRender>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -188,6 +202,7 @@ impl Edge {
                 cache::ResponseCache::new(config.cache_ttls, config.cache_max_bytes)
                     .shared_through(config.shared)
             }),
+            metrics: config.metrics,
             retries: RetryBudget::new(
                 harsha_mesh::retry::BudgetSettings::default(),
                 std::time::Instant::now(),
@@ -209,6 +224,7 @@ impl Edge {
     /// The HTTP application.
     pub fn router(self: Arc<Self>) -> axum::Router {
         let health = Arc::clone(&self);
+        let metrics = self.metrics.clone();
         let document = serde_json::to_vec(&openapi::document(&self.routes)).unwrap_or_default();
         axum::Router::new()
             .route(
@@ -224,6 +240,29 @@ impl Edge {
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 br#"{"status":"NOT_SERVING"}"#.to_vec(),
                             )
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let rendered = metrics.as_ref().map(|render| (render.0)());
+                    async move {
+                        match rendered {
+                            Some(text) => {
+                                let mut response = Response::new(Body::from(text));
+                                response.headers_mut().insert(
+                                    header::CONTENT_TYPE,
+                                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                                );
+                                response
+                            }
+                            None => {
+                                let (status, body) =
+                                    edge_error(Code::NotFound, "metrics are not collected");
+                                json_response(status, body)
+                            }
                         }
                     }
                 }),
@@ -290,6 +329,15 @@ impl Edge {
             response.headers_mut().insert(TRACEPARENT, value);
         }
         tracing::debug!(status = response.status().as_u16(), "answered");
+        let route = facts.route.clone().unwrap_or_else(|| "unrouted".to_owned());
+        metrics::histogram!("harsha_edge_request_duration_seconds", "route" => route.clone())
+            .record(arrived.elapsed().as_secs_f64());
+        metrics::counter!(
+            "harsha_edge_requests_total",
+            "route" => route,
+            "status" => response.status().as_str().to_owned()
+        )
+        .increment(1);
         if let Some(audit) = &self.audit {
             audit.record(audit::AuditRecord {
                 request_id: hop.request_id,
@@ -450,11 +498,13 @@ impl Edge {
             response
                 .headers_mut()
                 .insert("x-cache", HeaderValue::from_static("HIT"));
+            metrics::counter!("harsha_edge_cache_total", "result" => "hit").increment(1);
             if let Ok(age) = HeaderValue::from_str(&age.as_secs().to_string()) {
                 response.headers_mut().insert(header::AGE, age);
             }
             return Ok(response);
         }
+        metrics::counter!("harsha_edge_cache_total", "result" => "miss").increment(1);
         let response = self.call(parts, body, matched, grpc_path, hop, facts).await;
         if !(write && response.status() == StatusCode::OK) {
             let mut response = response;
@@ -576,9 +626,11 @@ impl Edge {
             };
             if !self.retries.try_withdraw(std::time::Instant::now()) {
                 tracing::warn!(%service, "retry budget spent; not retrying");
+                metrics::counter!("harsha_edge_retries_refused_total").increment(1);
                 break outcome;
             }
             tracing::info!(%service, from = %endpoint.url, to = %other.url, "retrying a read");
+            metrics::counter!("harsha_edge_retries_total").increment(1);
             retried = true;
             endpoint = other;
         };

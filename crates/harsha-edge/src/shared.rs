@@ -131,6 +131,7 @@ impl Shared {
     /// Notes that a request was decided without Redis.
     pub fn fell_back(&self, what: &'static str, error: &SharedError) {
         let total = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::counter!("harsha_edge_redis_fallbacks_total", "what" => what).increment(1);
         // One line per hundred fallbacks: enough to see, not a flood.
         if total % 100 == 1 {
             tracing::warn!(%error, what, total, "redis unavailable; the edge decides alone");

@@ -119,6 +119,8 @@ impl CircuitBreaker {
         self.transitions.fetch_add(1, Ordering::Relaxed);
         let (from, to) = (label(from), label(next));
         tracing::warn!(upstream = %self.name, from, to, "circuit breaker");
+        metrics::counter!("harsha_breaker_transitions_total", "upstream" => self.name.clone(), "to" => to)
+            .increment(1);
     }
 
     /// Leave to call at `now`, or how long until a trial may go.

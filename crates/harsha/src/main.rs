@@ -381,6 +381,7 @@ async fn run_edge(
     gateway: Option<harsha_store::Database>,
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
     let mut config = settings.edge()?;
+    config.metrics = metrics_renderer(&shutdown);
     let access = settings.access()?;
     let audit = harsha_edge::audit::AuditLog::new(harsha_edge::audit::QUEUE_CAPACITY);
     tokio::spawn(Arc::clone(&audit).run(shutdown.clone().cancelled_owned()));
@@ -428,6 +429,41 @@ async fn run_edge(
             .await
             .context("serving the edge")
     })
+}
+
+/// The process's Prometheus recorder (installed once), as the edge's
+/// `/metrics`; histograms are compacted every 5 s until `shutdown`.
+fn metrics_renderer(shutdown: &CancellationToken) -> Option<harsha_edge::MetricsRender> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+    let installed = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("duration_seconds".into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
+            ],
+        )
+        .and_then(PrometheusBuilder::install_recorder);
+    let handle = match installed {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::warn!(%error, "metrics are not collected");
+            return None;
+        }
+    };
+    let upkeep = handle.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => upkeep.run_upkeep(),
+            }
+        }
+    });
+    Some(harsha_edge::MetricsRender(Arc::new(move || {
+        handle.render()
+    })))
 }
 
 /// What the edge writes to the gateway database.

@@ -459,6 +459,7 @@ impl Settings {
                 })
                 .collect(),
             cache_max_bytes: self.edge.cache_max_mb.max(1) * 1024 * 1024,
+            metrics: None,
             shared: if self.edge.redis_url.is_empty() {
                 None
             } else {
