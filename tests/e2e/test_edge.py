@@ -324,6 +324,15 @@ def test_a_server_stream_arrives_as_ndjson_or_server_sent_events(mesh):
     assert call(mesh, "GET", f"/v1/segments/{code}/customers:stream").status == 401
 
 
+def test_a_plan_made_just_after_the_edge_read_the_plans_is_in_force_at_once(mesh):
+    first = new_user_on_plan(mesh, per_minute=50)
+    # This call makes the edge read the plans (the first plan is new to it).
+    assert call(mesh, "GET", "/v1/segments/RETAIL", token=first).headers["RateLimit-Limit"] == "50"
+    second = new_user_on_plan(mesh, per_minute=40)
+    answer = call(mesh, "GET", "/v1/segments/RETAIL", token=second)
+    assert answer.headers["RateLimit-Limit"] == "40", "not the fallback plan's limit"
+
+
 def test_the_edge_counts_requests_refusals_and_cache_use_for_prometheus(mesh):
     token = mesh.token()
     session = new_user_on_plan(mesh, per_minute=1)

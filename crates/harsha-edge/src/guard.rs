@@ -65,6 +65,7 @@ pub struct Guard {
     plans: RwLock<HashMap<String, Limits>>,
     usage: OnceLock<Plans>,
     last_read: tokio::sync::Mutex<Option<std::time::Instant>>,
+    unknown_plans: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     auth: harsha_proto::harsha::auth::v1::auth_service_client::AuthServiceClient<Channel>,
 }
 
@@ -90,6 +91,7 @@ impl Guard {
             plans: RwLock::new(HashMap::new()),
             usage: OnceLock::new(),
             last_read: tokio::sync::Mutex::new(None),
+            unknown_plans: std::sync::Mutex::new(HashMap::new()),
             auth: harsha_proto::harsha::auth::v1::auth_service_client::AuthServiceClient::new(
                 channel,
             ),
@@ -157,14 +159,31 @@ impl Guard {
     }
 
     /// A plan's limits; a plan not seen yet (made since the last read)
-    /// makes the guard read the plans again, at most once a second.
+    /// makes the guard read the plans again at once, and again at most once
+    /// a second while it stays unknown. (Plan names come from verified
+    /// credentials, so callers cannot make up new ones to force reads.)
     async fn limits(&self, plan: &str) -> Limits {
         if let Some(limits) = self.known_limits(plan) {
             return limits;
         }
-        {
+        let due = {
+            let mut tried = self
+                .unknown_plans
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match tried.get(plan) {
+                Some(at) if at.elapsed() < Duration::from_secs(1) => false,
+                _ => {
+                    tried.insert(plan.to_owned(), std::time::Instant::now());
+                    true
+                }
+            }
+        };
+        if due {
+            // One read at a time; one that finished meanwhile may have
+            // brought the plan already.
             let mut last = self.last_read.lock().await;
-            if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            if self.known_limits(plan).is_none() {
                 *last = Some(std::time::Instant::now());
                 if let Err(status) = self.refresh_plans().await {
                     tracing::warn!(%status, "could not read rate-limit plans");
