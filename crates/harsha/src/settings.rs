@@ -378,15 +378,8 @@ impl Settings {
             .trusted_proxies
             .iter()
             .map(|entry| {
-                let entry = entry.trim();
-                entry
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "auth.trusted_proxies: {entry:?} is not an IP address or CIDR block"
-                        )
-                    })
+                harsha_auth::domain::parse_network(entry)
+                    .map_err(|e| anyhow::anyhow!("auth.trusted_proxies: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(crate::server::AccessConfig {

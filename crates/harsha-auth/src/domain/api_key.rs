@@ -97,6 +97,17 @@ fn digest(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Reads a CIDR block (`10.0.0.0/8`, `2001:db8::/32`) or a bare address
+/// (a block of one), host bits cleared.
+pub fn parse_network(entry: &str) -> Result<IpNet, ValueError> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| ValueError(format!("{entry:?} is not an IP address or CIDR block")))
+}
+
 /// Where a key may be used from: any address when empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList(Vec<IpNet>);
@@ -108,19 +119,7 @@ impl AllowList {
         entries
             .iter()
             .enumerate()
-            .map(|(i, entry)| {
-                let entry = entry.as_ref().trim();
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map(|net| net.trunc())
-                    .map_err(|_| {
-                        (
-                            i,
-                            ValueError(format!("{entry:?} is not an IP address or CIDR block")),
-                        )
-                    })
-            })
+            .map(|(i, entry)| parse_network(entry.as_ref()).map_err(|e| (i, e)))
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }

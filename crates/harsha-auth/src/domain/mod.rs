@@ -8,7 +8,7 @@ mod lockout;
 mod password;
 mod values;
 
-pub use api_key::{AllowList, FreshKey, PresentedKey};
+pub use api_key::{AllowList, FreshKey, PresentedKey, parse_network};
 pub use harsha_types::ValueError;
 pub use lockout::{Failures, LockoutPolicy};
 pub use password::{HashError, MAX_PASSWORD, MIN_PASSWORD, Password, PasswordHasher};
