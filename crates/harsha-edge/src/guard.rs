@@ -64,7 +64,8 @@ pub struct Guard {
     shared: OnceLock<Arc<Shared>>,
     plans: RwLock<HashMap<String, Limits>>,
     usage: OnceLock<Plans>,
-    last_read: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Held while a read prompted by an unknown plan is under way.
+    reading: tokio::sync::Mutex<()>,
     unknown_plans: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     auth: harsha_proto::harsha::auth::v1::auth_service_client::AuthServiceClient<Channel>,
 }
@@ -90,7 +91,7 @@ impl Guard {
             shared: OnceLock::new(),
             plans: RwLock::new(HashMap::new()),
             usage: OnceLock::new(),
-            last_read: tokio::sync::Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
             unknown_plans: std::sync::Mutex::new(HashMap::new()),
             auth: harsha_proto::harsha::auth::v1::auth_service_client::AuthServiceClient::new(
                 channel,
@@ -182,12 +183,11 @@ impl Guard {
         if due {
             // One read at a time; one that finished meanwhile may have
             // brought the plan already.
-            let mut last = self.last_read.lock().await;
-            if self.known_limits(plan).is_none() {
-                *last = Some(std::time::Instant::now());
-                if let Err(status) = self.refresh_plans().await {
-                    tracing::warn!(%status, "could not read rate-limit plans");
-                }
+            let _reading = self.reading.lock().await;
+            if self.known_limits(plan).is_none()
+                && let Err(status) = self.refresh_plans().await
+            {
+                tracing::warn!(%status, "could not read rate-limit plans");
             }
         }
         self.known_limits(plan)

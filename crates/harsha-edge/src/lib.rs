@@ -321,7 +321,7 @@ impl Edge {
             request.uri().path().to_owned(),
         );
         let mut facts = Facts::default();
-        let mut response = self.transcode(request, &hop, client, &mut facts).await;
+        let mut response = self.transcode(request, &hop, &mut facts).await;
         if let Ok(value) = HeaderValue::from_str(&hop.request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
@@ -363,13 +363,7 @@ impl Edge {
         response
     }
 
-    async fn transcode(
-        &self,
-        request: Request,
-        hop: &Hop,
-        client: Option<std::net::IpAddr>,
-        facts: &mut Facts,
-    ) -> Response {
+    async fn transcode(&self, request: Request, hop: &Hop, facts: &mut Facts) -> Response {
         let (parts, body) = request.into_parts();
         let matched = match self.routes.find(&parts.method, parts.uri.path()) {
             Ok(matched) => matched,
@@ -401,7 +395,7 @@ impl Edge {
                 .check(
                     &grpc_path,
                     &parts.headers,
-                    client,
+                    hop.client,
                     chrono::Utc::now().timestamp(),
                 )
                 .await
@@ -592,11 +586,7 @@ impl Edge {
         let mut spare = Some((metadata, message));
         let mut retried = false;
         let Some(mut endpoint) = self.upstreams.pick(&service) else {
-            let (status, body) = edge_error(
-                Code::Unavailable,
-                &format!("no endpoint of {service} is available"),
-            );
-            return json_response(status, body);
+            return Unsent::NoEndpoint.refusal(&service);
         };
         let outcome = loop {
             facts.route_id = endpoint.route_id.clone();
@@ -606,7 +596,7 @@ impl Edge {
             } else {
                 spare.clone()
             }) else {
-                break Attempt::Unreachable("nothing left to send".to_owned());
+                break Attempt::Unsent(Unsent::Unreachable("nothing left to send".to_owned()));
             };
             let remaining = timeout.saturating_sub(started.elapsed());
             let outcome = attempt(
@@ -635,28 +625,8 @@ impl Edge {
             endpoint = other;
         };
         let answer = match outcome {
-            Attempt::CircuitOpen(wait) => {
-                let (status, body) = edge_error(
-                    Code::Unavailable,
-                    &format!(
-                        "{service} is failing; its circuit is open, retry in {} s",
-                        wait.as_secs().max(1)
-                    ),
-                );
-                let mut response = json_response(status, body);
-                if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                return response;
-            }
-            Attempt::Unreachable(error) => {
-                let (status, body) = edge_error(
-                    Code::Unavailable,
-                    &format!("{service} is unreachable: {error}"),
-                );
-                return json_response(status, body);
-            }
             Attempt::Answered(answer) => answer,
+            Attempt::Unsent(unsent) => return unsent.refusal(&service),
         };
         let code = match &answer {
             Ok(_) => Code::Ok,
@@ -708,39 +678,16 @@ impl Edge {
     ) -> Response {
         use futures::StreamExt as _;
 
-        let service = route.method.parent_service().full_name().to_owned();
-        let Some(endpoint) = self.upstreams.pick(&service) else {
-            let (status, body) = edge_error(
-                Code::Unavailable,
-                &format!("no endpoint of {service} is available"),
-            );
-            return json_response(status, body);
+        let service = route.method.parent_service().full_name();
+        let Some(endpoint) = self.upstreams.pick(service) else {
+            return Unsent::NoEndpoint.refusal(service);
         };
         facts.route_id = endpoint.route_id.clone();
         call.set_timeout(timeout);
-        let ticket = match endpoint.breaker.acquire(std::time::Instant::now()) {
-            Ok(ticket) => ticket,
-            Err(wait) => {
-                let (status, body) = edge_error(
-                    Code::Unavailable,
-                    &format!(
-                        "{service} is failing; its circuit is open, retry in {} s",
-                        wait.as_secs().max(1)
-                    ),
-                );
-                return json_response(status, body);
-            }
+        let (ticket, in_flight, mut grpc) = match open(&endpoint).await {
+            Ok(opened) => opened,
+            Err(unsent) => return unsent.refusal(service),
         };
-        let in_flight = endpoint.start_call();
-        let mut grpc = tonic::client::Grpc::new(endpoint.channel.clone());
-        if let Err(error) = grpc.ready().await {
-            ticket.record(Outcome::Failed);
-            let (status, body) = edge_error(
-                Code::Unavailable,
-                &format!("{service} is unreachable: {error}"),
-            );
-            return json_response(status, body);
-        }
         let answer = grpc
             .server_streaming(call, path, DynamicCodec::new(route.method.output()))
             .await;
@@ -817,12 +764,44 @@ fn frame(kind: &str, json: &[u8], events: bool) -> Vec<u8> {
     out
 }
 
+/// Why a call was not sent.
+enum Unsent {
+    /// The service has no endpoint to call.
+    NoEndpoint,
+    /// The endpoint's breaker is open; a trial is due in this long.
+    CircuitOpen(Duration),
+    /// No connection could be made.
+    Unreachable(String),
+}
+
+impl Unsent {
+    /// The answer to the caller: 503, with `Retry-After` when the circuit
+    /// is open.
+    fn refusal(self, service: &str) -> Response {
+        let (message, wait) = match self {
+            Self::NoEndpoint => (format!("no endpoint of {service} is available"), None),
+            Self::CircuitOpen(wait) => {
+                let seconds = wait.as_secs().max(1);
+                (
+                    format!("{service} is failing; its circuit is open, retry in {seconds} s"),
+                    Some(seconds),
+                )
+            }
+            Self::Unreachable(error) => (format!("{service} is unreachable: {error}"), None),
+        };
+        let (status, body) = edge_error(Code::Unavailable, &message);
+        let mut response = json_response(status, body);
+        if let Some(value) = wait.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
 /// How one try of a call ended.
 enum Attempt {
-    /// Its breaker is open: nothing was sent; a trial is due in this long.
-    CircuitOpen(Duration),
-    /// No connection could be made: nothing was sent.
-    Unreachable(String),
+    /// Nothing was sent.
+    Unsent(Unsent),
     /// The service (or the transport) answered.
     Answered(Result<tonic::Response<prost_reflect::DynamicMessage>, tonic::Status>),
 }
@@ -831,11 +810,37 @@ impl Attempt {
     /// Whether another try may succeed where this one failed.
     fn worth_retrying(&self) -> bool {
         match self {
-            Self::CircuitOpen(_) | Self::Unreachable(_) => true,
+            Self::Unsent(_) => true,
             Self::Answered(Err(status)) => status.code() == Code::Unavailable,
             Self::Answered(Ok(_)) => false,
         }
     }
+}
+
+/// Leave from `endpoint`'s breaker, the call counted in flight, and a
+/// ready connection; or why nothing can be sent (a failed connection
+/// counts against the breaker).
+async fn open(
+    endpoint: &Arc<upstreams::Endpoint>,
+) -> Result<
+    (
+        harsha_mesh::breaker::Ticket,
+        upstreams::InFlight,
+        tonic::client::Grpc<tonic::transport::Channel>,
+    ),
+    Unsent,
+> {
+    let ticket = endpoint
+        .breaker
+        .acquire(std::time::Instant::now())
+        .map_err(Unsent::CircuitOpen)?;
+    let in_flight = endpoint.start_call();
+    let mut grpc = tonic::client::Grpc::new(endpoint.channel.clone());
+    if let Err(error) = grpc.ready().await {
+        ticket.record(Outcome::Failed);
+        return Err(Unsent::Unreachable(error.to_string()));
+    }
+    Ok((ticket, in_flight, grpc))
 }
 
 /// One try of a call to `endpoint`, within `timeout`, through its breaker.
@@ -847,16 +852,10 @@ async fn attempt(
     route: &routes::Route,
 ) -> Attempt {
     call.set_timeout(timeout);
-    let ticket = match endpoint.breaker.acquire(std::time::Instant::now()) {
-        Ok(ticket) => ticket,
-        Err(wait) => return Attempt::CircuitOpen(wait),
+    let (ticket, _in_flight, mut grpc) = match open(endpoint).await {
+        Ok(opened) => opened,
+        Err(unsent) => return Attempt::Unsent(unsent),
     };
-    let _in_flight = endpoint.start_call();
-    let mut grpc = tonic::client::Grpc::new(endpoint.channel.clone());
-    if let Err(error) = grpc.ready().await {
-        ticket.record(Outcome::Failed);
-        return Attempt::Unreachable(error.to_string());
-    }
     let answer = grpc
         .unary(call, path, DynamicCodec::new(route.method.output()))
         .await;
