@@ -250,6 +250,7 @@ fn service_config(settings: &Settings) -> anyhow::Result<server::ServiceConfig> 
         pricing: settings.pricing()?,
         auth: settings.auth()?,
         access: settings.access()?,
+        sync: settings.sync(&settings.databases.erp)?,
     })
 }
 
@@ -265,6 +266,9 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
     }
     let time_zone = settings.time_zone()?;
     let mut config = service_config(&settings)?;
+    if config.sync.relay_from.is_some() {
+        config.sync.relay_from = Some(settings.embedded_url(Role::Erp));
+    }
     let mut databases = Vec::new();
     for role in Role::ALL {
         let url = settings.embedded_url(role);

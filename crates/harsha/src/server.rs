@@ -28,8 +28,8 @@ use harsha_mesh::AccessLayer;
 use harsha_pricing::{
     PricingGrpc, SqlPricingStore, cache::RuleCache, profiles::GrpcCustomerProfiles,
 };
-use harsha_proto::harsha::sync::v1::sync_service_server::{SyncService, SyncServiceServer};
 use harsha_store::{Database, PoolSettings, Role};
+use harsha_sync::{SqlSyncStore, SyncGrpc, dispatch::Dispatcher, relay::Relay};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -127,13 +127,6 @@ pub enum DatabaseSource {
     },
 }
 
-/// A server for a contract whose RPCs are not built yet: it answers health
-/// checks and reflection, and its service name is registered.
-#[derive(Debug, Clone, Copy)]
-struct ContractOnly;
-
-impl SyncService for ContractOnly {}
-
 /// What the services are configured with, beyond their database.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -149,6 +142,8 @@ pub struct ServiceConfig {
     pub auth: AuthSettings,
     /// Access control on every service.
     pub access: AccessConfig,
+    /// The Sync service's relay, dispatcher and partitions.
+    pub sync: crate::settings::SyncRuntime,
 }
 
 /// Access control on every service.
@@ -239,8 +234,9 @@ enum StoreHandOff {
     Pricing(harsha_pricing::grpc::ReadySlot),
     /// The Auth service's slot.
     Auth(harsha_auth::grpc::AccountsSlot),
-    /// A service with no store yet.
-    Nothing,
+    /// The Sync service's slot; its relay, dispatcher and partition
+    /// maintenance start with it, the dispatcher woken through the notify.
+    Sync(harsha_sync::grpc::StoreSlot, Arc<tokio::sync::Notify>),
 }
 
 /// Runs one service on `listener` until `shutdown` is cancelled, then lets
@@ -322,10 +318,15 @@ pub async fn run(
                 StoreHandOff::Auth(slot),
             )
         }
-        ServiceKind::Sync => (
-            router.add_service(SyncServiceServer::new(ContractOnly)),
-            StoreHandOff::Nothing,
-        ),
+        ServiceKind::Sync => {
+            let slot = harsha_sync::grpc::StoreSlot::default();
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let service = SyncGrpc::new(Arc::clone(&slot), Arc::clone(&wake));
+            (
+                router.add_service(service.into_server()),
+                StoreHandOff::Sync(slot, wake),
+            )
+        }
     };
 
     let readiness = tokio::spawn(become_ready(
@@ -468,7 +469,36 @@ async fn become_ready(
                 }
             }
         }
-        StoreHandOff::Nothing => {}
+        StoreHandOff::Sync(slot, wake) => {
+            let pool = match database.pg_pool() {
+                Ok(pool) => pool,
+                Err(error) => {
+                    tracing::error!(service = kind.name(), %error, "unusable database");
+                    return;
+                }
+            };
+            let store: Arc<dyn harsha_sync::SyncStore> = Arc::new(SqlSyncStore::new(pool));
+            let _ = slot.set(Arc::clone(&store));
+            let sync = config.sync.clone();
+            tokio::spawn(
+                Dispatcher::new(Arc::clone(&store), sync.dispatch, Arc::clone(&wake))
+                    .run(shutdown.clone().cancelled_owned()),
+            );
+            if let Some(erp_url) = sync.relay_from.clone() {
+                tokio::spawn(relay_outbox(
+                    erp_url,
+                    Arc::clone(&store),
+                    sync.clone(),
+                    wake,
+                    shutdown.clone(),
+                ));
+            }
+            tokio::spawn(sync_partitions(
+                store,
+                sync.partition_months_ahead,
+                shutdown.clone(),
+            ));
+        }
     }
     // Calls cannot be checked until the token keys are loaded.
     if let Some(gatekeeper) = gatekeeper {
@@ -500,6 +530,71 @@ async fn become_ready(
                 return;
             }
             () = tokio::time::sleep(HEALTH_PING_INTERVAL) => {}
+        }
+    }
+}
+
+/// Connects (with back-off) to the erp database, without migrating it (its
+/// services do), and relays its outbox into the event stream until
+/// `shutdown`.
+async fn relay_outbox(
+    erp_url: String,
+    store: Arc<dyn harsha_sync::SyncStore>,
+    sync: crate::settings::SyncRuntime,
+    wake: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+) {
+    let pool = PoolSettings {
+        max_connections: 2,
+        ..PoolSettings::default()
+    };
+    let mut backoff = Duration::from_millis(250);
+    let erp = loop {
+        let connected = Database::connect(Role::Erp, &erp_url, &pool)
+            .await
+            .and_then(|db| db.erp_pool());
+        match connected {
+            Ok(erp) => break erp,
+            Err(error) => {
+                tracing::warn!(error = %harsha_store::status::error_chain(&error), retry_in = ?backoff, "outbox relay: erp database not reachable yet");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+            }
+        }
+    };
+    tracing::info!("outbox relay running");
+    Relay::new(erp, store, sync.relay_batch, wake)
+        .run(sync.relay_interval, shutdown.cancelled_owned())
+        .await;
+}
+
+/// Keeps monthly sync_events partitions `months_ahead` months ahead
+/// (PostgreSQL), at start and daily.
+async fn sync_partitions(
+    store: Arc<dyn harsha_sync::SyncStore>,
+    months_ahead: u32,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let today = chrono::Utc::now().date_naive();
+        let horizon = today
+            .checked_add_months(chrono::Months::new(months_ahead))
+            .unwrap_or(today);
+        match store.ensure_partitions(horizon).await {
+            Ok(added) if !added.is_empty() => {
+                tracing::info!(?added, "added sync_events partitions")
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %harsha_store::status::error_chain(&error), "sync partition maintenance failed")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
         }
     }
 }

@@ -36,6 +36,42 @@ pub struct Settings {
     pub pricing: PricingSettings,
     pub auth: AuthFileSettings,
     pub edge: EdgeSettings,
+    /// Sync service behaviour.
+    pub sync: SyncSettings,
+}
+
+/// The `[sync]` section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    /// Whether the Sync service relays the ERP outbox.
+    pub relay_enabled: bool,
+    /// Milliseconds between relay passes when the outbox is empty.
+    pub relay_interval_ms: u64,
+    /// Outbox rows per relay pass.
+    pub relay_batch: u32,
+    /// Deliveries in flight at once.
+    pub dispatch_concurrency: usize,
+    /// Deliveries claimed per query.
+    pub dispatch_batch: u32,
+    /// Milliseconds between looks for due deliveries.
+    pub dispatch_poll_ms: u64,
+    /// Months of event partitions kept ahead.
+    pub partition_months_ahead: u32,
+}
+
+/// What the Sync service runs with, checked.
+#[derive(Debug, Clone)]
+pub struct SyncRuntime {
+    /// The erp database whose outbox is relayed; `None` when relaying is off.
+    pub relay_from: Option<String>,
+    /// Between relay passes on an empty outbox.
+    pub relay_interval: std::time::Duration,
+    /// Rows per relay pass.
+    pub relay_batch: u32,
+    /// The dispatcher's settings.
+    pub dispatch: harsha_sync::dispatch::DispatchSettings,
+    /// Months of event partitions kept ahead.
+    pub partition_months_ahead: u32,
 }
 
 /// The `[edge]` section.
@@ -298,6 +334,31 @@ impl Settings {
             partition_months_ahead: inventory.partition_months_ahead,
         };
         Ok((config, schedule))
+    }
+
+    /// The Sync service's runtime settings, checked; it relays from the
+    /// erp database at `erp_url`.
+    pub fn sync(&self, erp_url: &str) -> anyhow::Result<SyncRuntime> {
+        let sync = &self.sync;
+        anyhow::ensure!(
+            sync.relay_interval_ms > 0 && sync.dispatch_poll_ms > 0,
+            "sync.relay_interval_ms and sync.dispatch_poll_ms must be positive"
+        );
+        anyhow::ensure!(
+            sync.relay_batch > 0 && sync.dispatch_batch > 0 && sync.dispatch_concurrency > 0,
+            "sync.relay_batch, sync.dispatch_batch and sync.dispatch_concurrency must be positive"
+        );
+        Ok(SyncRuntime {
+            relay_from: sync.relay_enabled.then(|| erp_url.to_owned()),
+            relay_interval: std::time::Duration::from_millis(sync.relay_interval_ms),
+            relay_batch: sync.relay_batch,
+            dispatch: harsha_sync::dispatch::DispatchSettings {
+                concurrency: sync.dispatch_concurrency,
+                batch: sync.dispatch_batch,
+                poll: std::time::Duration::from_millis(sync.dispatch_poll_ms),
+            },
+            partition_months_ahead: sync.partition_months_ahead,
+        })
     }
 
     /// The Pricing service's runtime settings, checked.

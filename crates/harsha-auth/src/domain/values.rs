@@ -129,6 +129,7 @@ scopes! {
     PricingQuote => "pricing:quote", "Price carts and apply quotes.";
     OrderWrite => "order:write", "Place and cancel orders.";
     SyncRead => "sync:read", "Read events and conflicts.";
+    SyncPublish => "sync:publish", "Publish change events from an external system.";
     SyncAdmin => "sync:admin", "Resolve conflicts, replay and configure sync.";
     AuthAdmin => "auth:admin", "Manage users, keys, plans and revocations.";
 }
@@ -171,11 +172,11 @@ macro_rules! roles {
 }
 
 roles! {
-    Admin => "admin", "Operators: everything.", [CustomerRead, CustomerWrite, InventoryRead, InventoryWrite, PricingRead, PricingWrite, PricingQuote, OrderWrite, SyncRead, SyncAdmin, AuthAdmin];
-    Sales => "sales", "Sales staff and the CRM.", [CustomerRead, CustomerWrite, InventoryRead, PricingRead, PricingQuote, OrderWrite];
-    Warehouse => "warehouse", "Warehouse staff and systems.", [InventoryRead, InventoryWrite];
+    Admin => "admin", "Operators: everything.", [CustomerRead, CustomerWrite, InventoryRead, InventoryWrite, PricingRead, PricingWrite, PricingQuote, OrderWrite, SyncRead, SyncPublish, SyncAdmin, AuthAdmin];
+    Sales => "sales", "Sales staff and the CRM.", [CustomerRead, CustomerWrite, InventoryRead, PricingRead, PricingQuote, OrderWrite, SyncPublish];
+    Warehouse => "warehouse", "Warehouse staff and systems.", [InventoryRead, InventoryWrite, SyncPublish];
     PricingManager => "pricing-manager", "Whoever sets prices and promotions.", [PricingRead, PricingWrite, PricingQuote, CustomerRead];
-    Storefront => "storefront", "E-commerce and the mobile app.", [CustomerRead, InventoryRead, PricingQuote, OrderWrite];
+    Storefront => "storefront", "E-commerce and the mobile app.", [CustomerRead, InventoryRead, PricingQuote, OrderWrite, SyncPublish];
     Viewer => "viewer", "Read-only access for reports.", [CustomerRead, InventoryRead, PricingRead, SyncRead];
 }
 

@@ -1,0 +1,302 @@
+//! The dispatcher: claims due deliveries, posts each to its target as
+//! signed JSON, and records the outcome — delivered, retrying after a
+//! backoff with full jitter, or dead-lettered.
+//!
+//! Deliveries run concurrently up to a limit, but never two of the same
+//! target and entity at once (the store only hands out the earliest waiting
+//! one), so each target sees each entity's events in position order. A
+//! claim is leased; if the process dies mid-attempt the lease lapses and
+//! the delivery is made again (at least once; receivers deduplicate by the
+//! event id).
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::{
+    SyncStore,
+    domain::{
+        Attempt, AttemptOutcome, Event, Verdict,
+        delivery::{backoff, signature},
+        routing::MAX_TIMEOUT_MS,
+    },
+    store::{Claim, Finished},
+};
+
+/// How the dispatcher works.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchSettings {
+    /// Deliveries in flight at once, at most.
+    pub concurrency: usize,
+    /// Deliveries claimed per query, at most.
+    pub batch: u32,
+    /// How often to look for due deliveries when nothing wakes it sooner.
+    pub poll: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            batch: 64,
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Posts events to webhook targets.
+#[derive(Clone)]
+pub struct WebhookClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for WebhookClient {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+        }
+    }
+}
+
+/// The JSON body a target receives for `event` with `payload` mapped.
+pub fn webhook_body(claim: &Claim) -> Vec<u8> {
+    let event: &Event = &claim.event;
+    let change = &event.change;
+    let body = json!({
+        "position": event.position,
+        "event_id": event.event_id,
+        "idempotency_key": change.idempotency_key,
+        "source_system": change.source_system.as_str(),
+        "entity_type": change.entity_type.as_str(),
+        "entity_key": change.entity_key,
+        "operation": change.operation.as_str(),
+        "event_type": change.event_type,
+        "entity_version": change.entity_version,
+        "base_version": change.base_version,
+        "occurred_at": change.occurred_at.to_rfc3339(),
+        "recorded_at": event.recorded_at.to_rfc3339(),
+        "correlation_id": change.correlation_id,
+        "payload": claim.mapping.apply(&change.payload),
+        "delivery": {"target": claim.target.name, "attempt": claim.delivery.attempts},
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+impl WebhookClient {
+    /// Posts the claimed event; the verdict and the HTTP status, if any.
+    pub async fn post(&self, claim: &Claim) -> (Verdict, Option<u16>) {
+        let body = webhook_body(claim);
+        let signed = signature(&claim.target.secret, Utc::now().timestamp(), &body);
+        let request = http::Request::post(&claim.target.url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("harsha-signature", signed)
+            .header("harsha-event-id", &claim.event.event_id)
+            .header("idempotency-key", &claim.event.event_id)
+            .header(
+                "harsha-delivery-attempt",
+                claim.delivery.attempts.to_string(),
+            )
+            .header(http::header::USER_AGENT, "harsha-sync")
+            .body(Full::new(Bytes::from(body)));
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => {
+                return (
+                    Verdict::Reject(format!("the target URL cannot be used: {error}")),
+                    None,
+                );
+            }
+        };
+        let timeout =
+            Duration::from_millis(u64::try_from(claim.target.timeout_ms).unwrap_or(5_000));
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status().as_u16();
+            // Read the answer so the connection can be used again.
+            let _ = response.into_body().collect().await;
+            Ok::<_, hyper_util::client::legacy::Error>(status)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(status)) => (Verdict::of_status(status), Some(status)),
+            Ok(Err(error)) => (
+                Verdict::Retry(format!(
+                    "could not reach the target: {}",
+                    harsha_store::status::error_chain(&error)
+                )),
+                None,
+            ),
+            Err(_) => (
+                Verdict::Retry(format!(
+                    "the target did not answer within {} ms",
+                    claim.target.timeout_ms
+                )),
+                None,
+            ),
+        }
+    }
+}
+
+/// What one attempt's verdict means for its delivery.
+pub fn finish(
+    claim: &Claim,
+    verdict: Verdict,
+    http_status: Option<u16>,
+    started: DateTime<Utc>,
+    unit: f64,
+) -> Finished {
+    let attempt_number = claim.delivery.attempts;
+    let (outcome, error, retry_at) = match verdict {
+        Verdict::Delivered => (AttemptOutcome::Delivered, None, None),
+        Verdict::Retry(error) if attempt_number < claim.target.max_attempts => {
+            let wait = backoff(attempt_number + 1, unit);
+            let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            (AttemptOutcome::Retrying, Some(error), Some(retry_at))
+        }
+        Verdict::Retry(error) => (
+            AttemptOutcome::DeadLettered,
+            Some(format!(
+                "{error} (attempt {attempt_number} of {})",
+                claim.target.max_attempts
+            )),
+            None,
+        ),
+        Verdict::Reject(error) => (AttemptOutcome::DeadLettered, Some(error), None),
+    };
+    Finished {
+        attempt: Attempt {
+            position: claim.delivery.position,
+            target: claim.delivery.target.clone(),
+            attempt: attempt_number,
+            outcome,
+            http_status,
+            error,
+            started_at: started,
+            duration_ms: (Utc::now() - started).num_milliseconds(),
+        },
+        retry_at,
+    }
+}
+
+/// Claims and makes deliveries until shut down.
+pub struct Dispatcher {
+    store: Arc<dyn SyncStore>,
+    client: WebhookClient,
+    settings: DispatchSettings,
+    wake: Arc<Notify>,
+}
+
+/// How often lapsed leases are looked for.
+const LEASE_SWEEP: Duration = Duration::from_secs(10);
+/// How long past the longest timeout a claim stays leased.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+impl Dispatcher {
+    /// A dispatcher on `store`, woken early by `wake` (new events, finished
+    /// deliveries).
+    pub fn new(store: Arc<dyn SyncStore>, settings: DispatchSettings, wake: Arc<Notify>) -> Self {
+        Self {
+            store,
+            client: WebhookClient::default(),
+            settings,
+            wake,
+        }
+    }
+
+    /// Makes one attempt of a claimed delivery and records it.
+    pub async fn attempt(store: &dyn SyncStore, client: &WebhookClient, claim: Claim) {
+        let started = Utc::now();
+        let (verdict, status) = client.post(&claim).await;
+        let finished = finish(&claim, verdict, status, started, rand::random::<f64>());
+        if finished.attempt.outcome == AttemptOutcome::DeadLettered {
+            tracing::warn!(
+                target_name = %claim.target.name,
+                position = claim.delivery.position,
+                error = finished.attempt.error.as_deref().unwrap_or_default(),
+                "delivery dead-lettered"
+            );
+        }
+        // A failure to record leaves the lease to lapse; the attempt is
+        // then made again.
+        if let Err(error) = store.finish(finished, Utc::now()).await {
+            tracing::warn!(error = %harsha_store::status::error_chain(&error), "recording a delivery failed");
+        }
+    }
+
+    /// Runs until `shutdown`; deliveries in flight then finish first.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut last_sweep: Option<tokio::time::Instant> = None;
+        loop {
+            if last_sweep.is_none_or(|at| at.elapsed() >= LEASE_SWEEP) {
+                match self.store.release_lapsed(Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        released = n,
+                        "deliveries whose attempt was interrupted are due again"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(error = %harsha_store::status::error_chain(&error), "lease sweep failed")
+                    }
+                }
+                last_sweep = Some(tokio::time::Instant::now());
+            }
+            let free = permits.available_permits();
+            let mut claimed = 0;
+            if free > 0 {
+                let lease = Utc::now()
+                    + chrono::Duration::milliseconds(i64::from(MAX_TIMEOUT_MS))
+                    + chrono::Duration::from_std(LEASE_MARGIN).unwrap_or_default();
+                let limit = u32::try_from(free)
+                    .unwrap_or(u32::MAX)
+                    .min(self.settings.batch);
+                match self.store.claim(Utc::now(), limit, lease).await {
+                    Ok(claims) => {
+                        claimed = claims.len();
+                        for claim in claims {
+                            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                                return;
+                            };
+                            let store = Arc::clone(&self.store);
+                            let client = self.client.clone();
+                            let wake = Arc::clone(&self.wake);
+                            in_flight.spawn(async move {
+                                Self::attempt(store.as_ref(), &client, claim).await;
+                                drop(permit);
+                                // The entity's next event may be due now.
+                                wake.notify_one();
+                            });
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %harsha_store::status::error_chain(&error), "claiming deliveries failed");
+                    }
+                }
+            }
+            while in_flight.try_join_next().is_some() {}
+            if claimed > 0 && permits.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,18 @@
+//! The Sync service's types and rules, free of the database and the wire:
+//! the systems and entity types events may name ([`values`]), events
+//! ([`event`]), targets and routing configurations ([`routing`]), and the
+//! rules of delivery — backoff, which answers are retried, signatures
+//! ([`delivery`]).
+
+pub mod delivery;
+pub mod event;
+pub mod routing;
+pub mod values;
+
+pub use delivery::{Attempt, AttemptOutcome, Delivery, DeliveryState, Verdict};
+pub use event::{Event, NewEvent, Operation};
+pub use routing::{
+    Configuration, ConfigurationPatch, ConflictStrategy, FieldMapping, NewConfiguration, NewTarget,
+    SourceFilter, SyncMode, Target, TargetKind, TargetPatch,
+};
+pub use values::{EntityType, System, TargetName, ValueError};

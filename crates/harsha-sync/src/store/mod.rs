@@ -1,0 +1,201 @@
+//! Persistence of the Sync service on the `sync` database (PostgreSQL, or
+//! SQLite embedded): the [`SyncStore`] trait and [`SqlSyncStore`], SQL
+//! written once with `$n` placeholders; the few engine differences (how a
+//! position is drawn, partitions) are in `sql`.
+
+mod sql;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use harsha_store::page::Page;
+
+pub use sql::SqlSyncStore;
+
+use crate::{
+    SyncError,
+    domain::{
+        Attempt, Configuration, ConfigurationPatch, Delivery, DeliveryState, Event, FieldMapping,
+        NewConfiguration, NewEvent, NewTarget, Target, TargetName, TargetPatch,
+    },
+};
+
+/// The outcome of recording one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// The event as stored (the first one, for a duplicate).
+    pub event: Event,
+    /// Whether its idempotency key was recorded before.
+    pub duplicate: bool,
+    /// How many targets it was routed to (0 for a duplicate).
+    pub routed_to: u32,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Of this entity type.
+    pub entity_type: Option<String>,
+    /// Of this entity (with `entity_type`).
+    pub entity_key: Option<String>,
+    /// From this system.
+    pub source_system: Option<String>,
+    /// After this position.
+    pub after_position: i64,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// To this target.
+    pub target: Option<String>,
+    /// In this state.
+    pub state: Option<DeliveryState>,
+    /// Of this event.
+    pub position: Option<i64>,
+}
+
+/// A delivery claimed for an attempt, with what the attempt needs.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The delivery (its `attempts` already counts this attempt).
+    pub delivery: Delivery,
+    /// The event.
+    pub event: Event,
+    /// Where it goes.
+    pub target: Target,
+    /// The route's field mapping (empty if the route was removed since).
+    pub mapping: FieldMapping,
+}
+
+/// How an attempt ended, for the store to record.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The attempt, as `sync_status` keeps it.
+    pub attempt: Attempt,
+    /// When to try again (a retrying outcome only).
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// The Sync service's storage.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    /// Records events in order, each once per idempotency key, and routes
+    /// each new one to its targets, all in one transaction.
+    async fn record(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, SyncError>;
+
+    /// The event at `position`.
+    async fn event(&self, position: i64) -> Result<Event, SyncError>;
+
+    /// A page of events in position order.
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        size: u32,
+        token: &str,
+    ) -> Result<Page<Event>, SyncError>;
+
+    /// Registers a target.
+    async fn create_target(
+        &self,
+        target: NewTarget,
+        now: DateTime<Utc>,
+    ) -> Result<Target, SyncError>;
+
+    /// One target.
+    async fn target(&self, name: &TargetName) -> Result<Target, SyncError>;
+
+    /// Every target, by name.
+    async fn targets(&self) -> Result<Vec<Target>, SyncError>;
+
+    /// Changes a target.
+    async fn update_target(
+        &self,
+        name: &TargetName,
+        patch: TargetPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Target, SyncError>;
+
+    /// Removes a target nothing routes to or waits for.
+    async fn delete_target(&self, name: &TargetName) -> Result<(), SyncError>;
+
+    /// Creates a route.
+    async fn create_configuration(
+        &self,
+        configuration: NewConfiguration,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Configuration, SyncError>;
+
+    /// One route.
+    async fn configuration(&self, id: &str) -> Result<Configuration, SyncError>;
+
+    /// Routes, optionally of one entity type or to one target.
+    async fn configurations(
+        &self,
+        entity_type: Option<&str>,
+        target: Option<&str>,
+    ) -> Result<Vec<Configuration>, SyncError>;
+
+    /// Changes a route.
+    async fn update_configuration(
+        &self,
+        id: &str,
+        patch: ConfigurationPatch,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Configuration, SyncError>;
+
+    /// Removes a route.
+    async fn delete_configuration(&self, id: &str) -> Result<(), SyncError>;
+
+    /// Claims up to `limit` due deliveries to enabled targets — at most one
+    /// per target and entity, the earliest waiting — for an attempt, leased
+    /// until `lease_until`.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, SyncError>;
+
+    /// Records an attempt and moves its delivery on (delivered, pending
+    /// again, or dead). An attempt whose lease lapsed and was claimed again
+    /// is recorded without moving the delivery.
+    async fn finish(&self, finished: Finished, now: DateTime<Utc>) -> Result<(), SyncError>;
+
+    /// Returns deliveries whose lease lapsed (their dispatcher stopped) to
+    /// pending; how many.
+    async fn release_lapsed(&self, now: DateTime<Utc>) -> Result<u64, SyncError>;
+
+    /// A page of deliveries by position and target.
+    async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        size: u32,
+        token: &str,
+    ) -> Result<Page<Delivery>, SyncError>;
+
+    /// Every attempt of an event, oldest first.
+    async fn attempts(
+        &self,
+        position: i64,
+        target: Option<&str>,
+    ) -> Result<Vec<Attempt>, SyncError>;
+
+    /// Queues dead letters of a target again (those at `positions`, or all);
+    /// how many.
+    async fn replay(
+        &self,
+        target: &TargetName,
+        positions: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<u64, SyncError>;
+
+    /// Makes sure `sync_events` has a partition for every month up to the
+    /// month of `through` (PostgreSQL); the partitions added.
+    async fn ensure_partitions(&self, through: NaiveDate) -> Result<Vec<String>, SyncError>;
+}

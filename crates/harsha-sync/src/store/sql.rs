@@ -1,0 +1,1040 @@
+//! [`SqlSyncStore`]: the Sync service's tables on PostgreSQL and SQLite.
+//!
+//! Positions: every event takes the next position while holding a lock that
+//! serialises recording (an advisory lock on PostgreSQL, the write lock on
+//! SQLite), so positions become visible in the order they were drawn. A
+//! reader that has seen position `n` has seen everything before it, which is
+//! what ordered delivery per entity and resumable subscriptions need.
+//! Positions may skip numbers (a duplicate draws one it does not use).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, SubsecRound, Utc};
+use harsha_store::{
+    PgDialect, PgPool,
+    page::{Page, decode_token},
+    pg_dispatch,
+};
+use serde_json::{Map, Value};
+use sqlx::{AssertSqlSafe, error::ErrorKind, types::Json};
+use uuid::Uuid;
+
+use super::{Claim, DeliveryFilter, EventFilter, Finished, Recorded, SyncStore};
+use crate::{
+    SyncError,
+    domain::{
+        Attempt, AttemptOutcome, Configuration, ConfigurationPatch, ConflictStrategy, Delivery,
+        DeliveryState, EntityType, Event, FieldMapping, NewConfiguration, NewEvent, NewTarget,
+        Operation, SourceFilter, SyncMode, System, Target, TargetKind, TargetName, TargetPatch,
+        routing,
+    },
+};
+
+/// The advisory lock key that serialises recording on PostgreSQL.
+const RECORDING_LOCK: i64 = 0x6861_7273_6861_0001;
+
+const EVENT_COLUMNS: &str = "position, event_id, idempotency_key, source_system, entity_type, entity_key, \
+     operation, event_type, payload, entity_version, base_version, occurred_at, created_at, correlation_id";
+
+const TARGET_COLUMNS: &str =
+    "name, system, kind, url, secret, timeout_ms, max_attempts, enabled, created_at, updated_at";
+
+const CONFIGURATION_COLUMNS: &str = "id, entity_type, source_system, target, mode, conflict_strategy, \
+     business_rule, field_mapping, enabled, created_at, updated_at, updated_by";
+
+const DELIVERY_COLUMNS: &str = "position, target, configuration_id, entity_type, entity_key, state, attempts, \
+     next_attempt_at, last_error, created_at, delivered_at";
+
+/// Routes a new event: one pending delivery per enabled real-time
+/// configuration of its entity type and source, never back to its source.
+const ROUTE: &str = "INSERT INTO sync_deliveries (target, position, configuration_id, entity_type, entity_key, \
+     state, attempts, next_attempt_at, created_at) \
+     SELECT c.target, $1, c.id, $2, $3, 'pending', 0, $4, $4 FROM sync_configurations c \
+     JOIN sync_targets t ON t.name = c.target \
+     WHERE c.enabled AND c.mode = 'realtime' AND c.entity_type = $2 \
+     AND (c.source_system = '*' OR c.source_system = $5) AND t.system <> $5";
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    position: i64,
+    event_id: String,
+    idempotency_key: String,
+    source_system: String,
+    entity_type: String,
+    entity_key: String,
+    operation: String,
+    event_type: String,
+    payload: Json<Map<String, Value>>,
+    entity_version: i64,
+    base_version: i64,
+    occurred_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    correlation_id: Option<String>,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = SyncError;
+
+    fn try_from(row: EventRow) -> Result<Self, SyncError> {
+        Ok(Event {
+            position: row.position,
+            event_id: row.event_id,
+            recorded_at: row.created_at,
+            change: NewEvent {
+                idempotency_key: row.idempotency_key,
+                source_system: System::parse(&row.source_system)
+                    .map_err(|e| SyncError::corrupt("source_system", e))?,
+                entity_type: EntityType::relayed(&row.entity_type),
+                entity_key: row.entity_key,
+                operation: Operation::parse(&row.operation)
+                    .map_err(|e| SyncError::corrupt("operation", e))?,
+                event_type: row.event_type,
+                payload: row.payload.0,
+                entity_version: row.entity_version,
+                base_version: row.base_version,
+                occurred_at: row.occurred_at,
+                correlation_id: row.correlation_id,
+            },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    name: String,
+    system: String,
+    kind: String,
+    url: String,
+    secret: String,
+    timeout_ms: i32,
+    max_attempts: i32,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<TargetRow> for Target {
+    type Error = SyncError;
+
+    fn try_from(row: TargetRow) -> Result<Self, SyncError> {
+        Ok(Target {
+            system: System::parse(&row.system).map_err(|e| SyncError::corrupt("system", e))?,
+            kind: TargetKind::parse(&row.kind).map_err(|e| SyncError::corrupt("kind", e))?,
+            name: row.name,
+            url: row.url,
+            secret: row.secret,
+            timeout_ms: row.timeout_ms,
+            max_attempts: row.max_attempts,
+            enabled: row.enabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ConfigurationRow {
+    id: String,
+    entity_type: String,
+    source_system: String,
+    target: String,
+    mode: String,
+    conflict_strategy: String,
+    business_rule: Option<String>,
+    field_mapping: Json<BTreeMap<String, String>>,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+}
+
+impl TryFrom<ConfigurationRow> for Configuration {
+    type Error = SyncError;
+
+    fn try_from(row: ConfigurationRow) -> Result<Self, SyncError> {
+        Ok(Configuration {
+            source: SourceFilter::parse(&row.source_system)
+                .map_err(|e| SyncError::corrupt("source_system", e))?,
+            mode: SyncMode::parse(&row.mode).map_err(|e| SyncError::corrupt("mode", e))?,
+            strategy: ConflictStrategy::parse(&row.conflict_strategy)
+                .map_err(|e| SyncError::corrupt("conflict_strategy", e))?,
+            mapping: FieldMapping(row.field_mapping.0),
+            id: row.id,
+            entity_type: row.entity_type,
+            target: row.target,
+            business_rule: row.business_rule,
+            enabled: row.enabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            updated_by: row.updated_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    position: i64,
+    target: String,
+    configuration_id: String,
+    entity_type: String,
+    entity_key: String,
+    state: String,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = SyncError;
+
+    fn try_from(row: DeliveryRow) -> Result<Self, SyncError> {
+        Ok(Delivery {
+            state: DeliveryState::parse(&row.state).map_err(|e| SyncError::corrupt("state", e))?,
+            position: row.position,
+            target: row.target,
+            configuration_id: row.configuration_id,
+            entity_type: row.entity_type,
+            entity_key: row.entity_key,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            last_error: row.last_error,
+            created_at: row.created_at,
+            delivered_at: row.delivered_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    position: i64,
+    target: String,
+    attempt: i32,
+    outcome: String,
+    http_status: Option<i32>,
+    error: Option<String>,
+    started_at: DateTime<Utc>,
+    duration_ms: i64,
+}
+
+impl TryFrom<AttemptRow> for Attempt {
+    type Error = SyncError;
+
+    fn try_from(row: AttemptRow) -> Result<Self, SyncError> {
+        Ok(Attempt {
+            outcome: AttemptOutcome::parse(&row.outcome)
+                .map_err(|e| SyncError::corrupt("outcome", e))?,
+            http_status: row.http_status.and_then(|s| u16::try_from(s).ok()),
+            position: row.position,
+            target: row.target,
+            attempt: row.attempt,
+            error: row.error,
+            started_at: row.started_at,
+            duration_ms: row.duration_ms,
+        })
+    }
+}
+
+/// A claimed delivery joined with its event, target and mapping.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    delivery: DeliveryRow,
+    event_id: String,
+    idempotency_key: String,
+    source_system: String,
+    operation: String,
+    event_type: String,
+    payload: Json<Map<String, Value>>,
+    entity_version: i64,
+    base_version: i64,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    correlation_id: Option<String>,
+    field_mapping: Option<Json<BTreeMap<String, String>>>,
+    #[sqlx(flatten)]
+    target: ClaimTargetRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimTargetRow {
+    t_system: String,
+    t_kind: String,
+    t_url: String,
+    t_secret: String,
+    t_timeout_ms: i32,
+    t_max_attempts: i32,
+    t_enabled: bool,
+    t_created_at: DateTime<Utc>,
+    t_updated_at: DateTime<Utc>,
+}
+
+const CLAIM_COLUMNS: &str = "d.position, d.target, d.configuration_id, d.entity_type, d.entity_key, d.state, \
+     d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.delivered_at, \
+     e.event_id, e.idempotency_key, e.source_system, e.operation, e.event_type, e.payload, \
+     e.entity_version, e.base_version, e.occurred_at, e.created_at AS recorded_at, e.correlation_id, \
+     c.field_mapping, t.system AS t_system, t.kind AS t_kind, t.url AS t_url, t.secret AS t_secret, \
+     t.timeout_ms AS t_timeout_ms, t.max_attempts AS t_max_attempts, t.enabled AS t_enabled, \
+     t.created_at AS t_created_at, t.updated_at AS t_updated_at";
+
+impl TryFrom<ClaimRow> for Claim {
+    type Error = SyncError;
+
+    fn try_from(row: ClaimRow) -> Result<Self, SyncError> {
+        let delivery = Delivery::try_from(row.delivery)?;
+        let t = row.target;
+        let target = Target {
+            name: delivery.target.clone(),
+            system: System::parse(&t.t_system).map_err(|e| SyncError::corrupt("system", e))?,
+            kind: TargetKind::parse(&t.t_kind).map_err(|e| SyncError::corrupt("kind", e))?,
+            url: t.t_url,
+            secret: t.t_secret,
+            timeout_ms: t.t_timeout_ms,
+            max_attempts: t.t_max_attempts,
+            enabled: t.t_enabled,
+            created_at: t.t_created_at,
+            updated_at: t.t_updated_at,
+        };
+        let event = Event {
+            position: delivery.position,
+            event_id: row.event_id,
+            recorded_at: row.recorded_at,
+            change: NewEvent {
+                idempotency_key: row.idempotency_key,
+                source_system: System::parse(&row.source_system)
+                    .map_err(|e| SyncError::corrupt("source_system", e))?,
+                entity_type: EntityType::relayed(&delivery.entity_type),
+                entity_key: delivery.entity_key.clone(),
+                operation: Operation::parse(&row.operation)
+                    .map_err(|e| SyncError::corrupt("operation", e))?,
+                event_type: row.event_type,
+                payload: row.payload.0,
+                entity_version: row.entity_version,
+                base_version: row.base_version,
+                occurred_at: row.occurred_at,
+                correlation_id: row.correlation_id,
+            },
+        };
+        Ok(Claim {
+            mapping: FieldMapping(row.field_mapping.map(|m| m.0).unwrap_or_default()),
+            delivery,
+            event,
+            target,
+        })
+    }
+}
+
+/// A bound value of a query built at run time.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// Binds `$params` (a `Vec<Param>`) to `$query` in order.
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                Param::Text(text) => query.bind(text),
+                Param::Int(int) => query.bind(int),
+            };
+        }
+        query
+    }};
+}
+
+/// The sync tables on a `sync` database.
+#[derive(Debug, Clone)]
+pub struct SqlSyncStore {
+    pool: PgPool,
+}
+
+impl SqlSyncStore {
+    /// A store on `pool`, whose database must be migrated.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The statement that draws the next position, and the one that takes
+    /// the recording lock first (PostgreSQL only).
+    fn position_sql(&self) -> (&'static str, Option<&'static str>) {
+        match self.pool {
+            PgPool::Postgres(_) => (
+                "SELECT nextval('sync_event_position')",
+                Some("SELECT pg_advisory_xact_lock($1)"),
+            ),
+            PgPool::Sqlite(_) => (
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM sync_events",
+                None,
+            ),
+        }
+    }
+}
+
+/// A time as the databases keep it (PostgreSQL to the microsecond), so
+/// what a write returns equals what a later read finds.
+fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+/// The error for a write that broke a constraint, or the driver's.
+fn constraint(
+    error: sqlx::Error,
+    unique: impl FnOnce() -> SyncError,
+    foreign: impl FnOnce() -> SyncError,
+) -> SyncError {
+    match &error {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => unique(),
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => foreign(),
+        _ => error.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncStore for SqlSyncStore {
+    #[tracing::instrument(name = "store.record_events", skip_all, fields(count = events.len()))]
+    async fn record(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, SyncError> {
+        let now = stored(now);
+        let (next_position, lock) = self.position_sql();
+        let select_event = format!(
+            "SELECT {EVENT_COLUMNS} FROM sync_events WHERE position = $1 AND created_at = $2"
+        );
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(RECORDING_LOCK).execute(&mut *tx).await?;
+            }
+            let mut recorded = Vec::with_capacity(events.len());
+            for mut change in events {
+                change.occurred_at = stored(change.occurred_at);
+                let position: i64 = sqlx::query_scalar(next_position).fetch_one(&mut *tx).await?;
+                let claimed = sqlx::query(
+                    "INSERT INTO sync_event_keys (idempotency_key, position, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(&change.idempotency_key)
+                .bind(position)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    let (first, at): (i64, DateTime<Utc>) = sqlx::query_as(
+                        "SELECT position, created_at FROM sync_event_keys WHERE idempotency_key = $1",
+                    )
+                    .bind(&change.idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let row: EventRow = sqlx::query_as(AssertSqlSafe(select_event.clone()))
+                        .bind(first)
+                        .bind(at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    recorded.push(Recorded { event: Event::try_from(row)?, duplicate: true, routed_to: 0 });
+                    continue;
+                }
+                let event_id = Uuid::now_v7().to_string();
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO sync_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                )))
+                .bind(position)
+                .bind(&event_id)
+                .bind(&change.idempotency_key)
+                .bind(change.source_system.as_str())
+                .bind(change.entity_type.as_str())
+                .bind(&change.entity_key)
+                .bind(change.operation.as_str())
+                .bind(&change.event_type)
+                .bind(Json(&change.payload))
+                .bind(change.entity_version)
+                .bind(change.base_version)
+                .bind(change.occurred_at)
+                .bind(now)
+                .bind(change.correlation_id.as_deref())
+                .execute(&mut *tx)
+                .await?;
+                let routed = sqlx::query(ROUTE)
+                    .bind(position)
+                    .bind(change.entity_type.as_str())
+                    .bind(&change.entity_key)
+                    .bind(now)
+                    .bind(change.source_system.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                recorded.push(Recorded {
+                    event: Event { position, event_id, change, recorded_at: now },
+                    duplicate: false,
+                    routed_to: u32::try_from(routed).unwrap_or(u32::MAX),
+                });
+            }
+            tx.commit().await?;
+            Ok(recorded)
+        })
+    }
+
+    async fn event(&self, position: i64) -> Result<Event, SyncError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM sync_events WHERE position = $1");
+        let row: Option<EventRow> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(position).fetch_optional(pool).await?
+        });
+        row.ok_or(SyncError::EventNotFound(position))?.try_into()
+    }
+
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        size: u32,
+        token: &str,
+    ) -> Result<Page<Event>, SyncError> {
+        let after = decode_token::<i64>(token)?
+            .unwrap_or(0)
+            .max(filter.after_position);
+        let mut conditions = vec!["position > $1".to_owned()];
+        let mut params = vec![Param::Int(after)];
+        for (column, value) in [
+            ("entity_type", &filter.entity_type),
+            ("entity_key", &filter.entity_key),
+            ("source_system", &filter.source_system),
+        ] {
+            if let Some(value) = value {
+                params.push(Param::Text(value.clone()));
+                conditions.push(format!("{column} = ${}", params.len()));
+            }
+        }
+        params.push(Param::Int(i64::from(size) + 1));
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM sync_events WHERE {} ORDER BY position LIMIT ${}",
+            conditions.join(" AND "),
+            params.len()
+        );
+        let rows: Vec<EventRow> = pg_dispatch!(&self.pool, pool => {
+            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?
+        });
+        Page::from_rows(rows, size, |row| row.position).try_map(Event::try_from)
+    }
+
+    async fn create_target(
+        &self,
+        target: NewTarget,
+        now: DateTime<Utc>,
+    ) -> Result<Target, SyncError> {
+        let now = stored(now);
+        let name = target.name.to_string();
+        let inserted = pg_dispatch!(&self.pool, pool => {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO sync_targets ({TARGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+            )))
+            .bind(target.name.as_str())
+            .bind(target.system.as_str())
+            .bind(target.kind.as_str())
+            .bind(&target.url)
+            .bind(&target.secret)
+            .bind(target.timeout_ms)
+            .bind(target.max_attempts)
+            .bind(target.enabled)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(drop)
+        });
+        inserted.map_err(|e| {
+            constraint(
+                e,
+                || SyncError::TargetExists(name.clone()),
+                || SyncError::TargetNotFound(name.clone()),
+            )
+        })?;
+        self.target(&target.name).await
+    }
+
+    async fn target(&self, name: &TargetName) -> Result<Target, SyncError> {
+        let sql = format!("SELECT {TARGET_COLUMNS} FROM sync_targets WHERE name = $1");
+        let row: Option<TargetRow> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(name.as_str()).fetch_optional(pool).await?
+        });
+        row.ok_or_else(|| SyncError::TargetNotFound(name.to_string()))?
+            .try_into()
+    }
+
+    async fn targets(&self) -> Result<Vec<Target>, SyncError> {
+        let sql = format!("SELECT {TARGET_COLUMNS} FROM sync_targets ORDER BY name");
+        let rows: Vec<TargetRow> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_as(AssertSqlSafe(sql)).fetch_all(pool).await?
+        });
+        rows.into_iter().map(Target::try_from).collect()
+    }
+
+    async fn update_target(
+        &self,
+        name: &TargetName,
+        patch: TargetPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Target, SyncError> {
+        let now = stored(now);
+        let select = format!(
+            "SELECT {TARGET_COLUMNS} FROM sync_targets WHERE name = $1{}",
+            match self.pool {
+                PgPool::Postgres(_) => " FOR UPDATE",
+                PgPool::Sqlite(_) => "",
+            }
+        );
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let row: Option<TargetRow> = sqlx::query_as(AssertSqlSafe(select))
+                .bind(name.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut target = Target::try_from(row.ok_or_else(|| SyncError::TargetNotFound(name.to_string()))?)?;
+            if let Some(system) = patch.system { target.system = system; }
+            if let Some(kind) = patch.kind { target.kind = kind; }
+            if let Some(url) = patch.url { target.url = url; }
+            if let Some(secret) = patch.secret { target.secret = secret; }
+            if let Some(timeout) = patch.timeout_ms { target.timeout_ms = timeout; }
+            if let Some(attempts) = patch.max_attempts { target.max_attempts = attempts; }
+            if let Some(enabled) = patch.enabled { target.enabled = enabled; }
+            target.updated_at = now;
+            sqlx::query(
+                "UPDATE sync_targets SET system = $2, kind = $3, url = $4, secret = $5, timeout_ms = $6, \
+                 max_attempts = $7, enabled = $8, updated_at = $9 WHERE name = $1",
+            )
+            .bind(name.as_str())
+            .bind(target.system.as_str())
+            .bind(target.kind.as_str())
+            .bind(&target.url)
+            .bind(&target.secret)
+            .bind(target.timeout_ms)
+            .bind(target.max_attempts)
+            .bind(target.enabled)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(target)
+        })
+    }
+
+    async fn delete_target(&self, name: &TargetName) -> Result<(), SyncError> {
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let routes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_configurations WHERE target = $1")
+                .bind(name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if routes > 0 {
+                return Err(SyncError::FailedPrecondition(format!(
+                    "target {:?} is used by {routes} configuration(s); delete them first", name.as_str()
+                )));
+            }
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sync_deliveries WHERE target = $1 AND state IN ('pending', 'in_flight', 'dead')",
+            )
+            .bind(name.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            if waiting > 0 {
+                return Err(SyncError::FailedPrecondition(format!(
+                    "target {:?} has {waiting} undelivered event(s) (pending or dead-lettered)", name.as_str()
+                )));
+            }
+            let deleted = sqlx::query("DELETE FROM sync_targets WHERE name = $1")
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(SyncError::TargetNotFound(name.to_string()));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn create_configuration(
+        &self,
+        configuration: NewConfiguration,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Configuration, SyncError> {
+        let now = stored(now);
+        let id = Uuid::now_v7().to_string();
+        let c = &configuration;
+        let inserted = pg_dispatch!(&self.pool, pool => {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO sync_configurations ({CONFIGURATION_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)"
+            )))
+            .bind(&id)
+            .bind(c.entity_type.as_str())
+            .bind(c.source.as_str())
+            .bind(c.target.as_str())
+            .bind(c.mode.as_str())
+            .bind(c.strategy.as_str())
+            .bind(c.business_rule.as_deref())
+            .bind(Json(&c.mapping.0))
+            .bind(c.enabled)
+            .bind(now)
+            .bind(actor)
+            .execute(pool)
+            .await
+            .map(drop)
+        });
+        inserted.map_err(|e| {
+            constraint(
+                e,
+                || SyncError::ConfigurationExists {
+                    entity_type: c.entity_type.to_string(),
+                    source_system: c.source.as_str().to_owned(),
+                    target: c.target.to_string(),
+                },
+                || SyncError::TargetNotFound(c.target.to_string()),
+            )
+        })?;
+        self.configuration(&id).await
+    }
+
+    async fn configuration(&self, id: &str) -> Result<Configuration, SyncError> {
+        let sql = format!("SELECT {CONFIGURATION_COLUMNS} FROM sync_configurations WHERE id = $1");
+        let row: Option<ConfigurationRow> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        });
+        row.ok_or_else(|| SyncError::ConfigurationNotFound(id.to_owned()))?
+            .try_into()
+    }
+
+    async fn configurations(
+        &self,
+        entity_type: Option<&str>,
+        target: Option<&str>,
+    ) -> Result<Vec<Configuration>, SyncError> {
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        for (column, value) in [("entity_type", entity_type), ("target", target)] {
+            if let Some(value) = value {
+                params.push(Param::Text(value.to_owned()));
+                conditions.push(format!("{column} = ${}", params.len()));
+            }
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {CONFIGURATION_COLUMNS} FROM sync_configurations{filter} \
+             ORDER BY entity_type, source_system, target"
+        );
+        let rows: Vec<ConfigurationRow> = pg_dispatch!(&self.pool, pool => {
+            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?
+        });
+        rows.into_iter().map(Configuration::try_from).collect()
+    }
+
+    async fn update_configuration(
+        &self,
+        id: &str,
+        patch: ConfigurationPatch,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Configuration, SyncError> {
+        let now = stored(now);
+        let select = format!(
+            "SELECT {CONFIGURATION_COLUMNS} FROM sync_configurations WHERE id = $1{}",
+            match self.pool {
+                PgPool::Postgres(_) => " FOR UPDATE",
+                PgPool::Sqlite(_) => "",
+            }
+        );
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let row: Option<ConfigurationRow> = sqlx::query_as(AssertSqlSafe(select))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut c = Configuration::try_from(
+                row.ok_or_else(|| SyncError::ConfigurationNotFound(id.to_owned()))?,
+            )?;
+            if let Some(mode) = patch.mode { c.mode = mode; }
+            if let Some(strategy) = patch.strategy {
+                c.strategy = strategy;
+                // A rule belongs to the business-rule strategy only.
+                if strategy != ConflictStrategy::BusinessRule && patch.business_rule.is_none() {
+                    c.business_rule = None;
+                }
+            }
+            if let Some(rule) = patch.business_rule { c.business_rule = rule; }
+            if let Some(mapping) = patch.mapping { c.mapping = mapping; }
+            if let Some(enabled) = patch.enabled { c.enabled = enabled; }
+            routing::check_rule(c.strategy, c.business_rule.as_deref())
+                .map_err(|e| SyncError::invalid("configuration.business_rule", e))?;
+            c.updated_at = now;
+            c.updated_by = actor.to_owned();
+            sqlx::query(
+                "UPDATE sync_configurations SET mode = $2, conflict_strategy = $3, business_rule = $4, \
+                 field_mapping = $5, enabled = $6, updated_at = $7, updated_by = $8 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(c.mode.as_str())
+            .bind(c.strategy.as_str())
+            .bind(c.business_rule.as_deref())
+            .bind(Json(&c.mapping.0))
+            .bind(c.enabled)
+            .bind(now)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(c)
+        })
+    }
+
+    async fn delete_configuration(&self, id: &str) -> Result<(), SyncError> {
+        let deleted = pg_dispatch!(&self.pool, pool => {
+            sqlx::query("DELETE FROM sync_configurations WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            return Err(SyncError::ConfigurationNotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "store.claim_deliveries", skip_all)]
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, SyncError> {
+        let lock = match self.pool {
+            PgPool::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
+            PgPool::Sqlite(_) => "",
+        };
+        // The earliest waiting delivery of each target and entity only: an
+        // earlier one pending (backing off) or in flight holds it back.
+        let select = format!(
+            "SELECT {CLAIM_COLUMNS} FROM sync_deliveries d \
+             JOIN sync_events e ON e.position = d.position \
+             JOIN sync_targets t ON t.name = d.target \
+             LEFT JOIN sync_configurations c ON c.id = d.configuration_id \
+             WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND t.enabled \
+             AND NOT EXISTS (SELECT 1 FROM sync_deliveries p WHERE p.target = d.target \
+               AND p.entity_type = d.entity_type AND p.entity_key = d.entity_key \
+               AND p.position < d.position AND p.state IN ('pending', 'in_flight')) \
+             ORDER BY d.position LIMIT $2{lock}"
+        );
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let rows: Vec<ClaimRow> = sqlx::query_as(AssertSqlSafe(select))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut claims = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut claim = Claim::try_from(row)?;
+                sqlx::query(
+                    "UPDATE sync_deliveries SET state = 'in_flight', attempts = attempts + 1, lease_until = $3 \
+                     WHERE target = $1 AND position = $2 AND state = 'pending'",
+                )
+                .bind(&claim.delivery.target)
+                .bind(claim.delivery.position)
+                .bind(lease_until)
+                .execute(&mut *tx)
+                .await?;
+                claim.delivery.state = DeliveryState::InFlight;
+                claim.delivery.attempts += 1;
+                claims.push(claim);
+            }
+            tx.commit().await?;
+            Ok(claims)
+        })
+    }
+
+    async fn finish(&self, finished: Finished, now: DateTime<Utc>) -> Result<(), SyncError> {
+        let attempt = &finished.attempt;
+        let (state, next_attempt_at, delivered_at) = match attempt.outcome {
+            AttemptOutcome::Delivered => (DeliveryState::Delivered, now, Some(now)),
+            AttemptOutcome::Retrying => (
+                DeliveryState::Pending,
+                finished.retry_at.unwrap_or(now),
+                None,
+            ),
+            AttemptOutcome::DeadLettered => (DeliveryState::Dead, now, None),
+        };
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO sync_status (position, target, attempt, outcome, http_status, error, started_at, duration_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(attempt.position)
+            .bind(&attempt.target)
+            .bind(attempt.attempt)
+            .bind(attempt.outcome.as_str())
+            .bind(attempt.http_status.map(i32::from))
+            .bind(attempt.error.as_deref())
+            .bind(attempt.started_at)
+            .bind(attempt.duration_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sync_deliveries SET state = $4, next_attempt_at = $5, lease_until = NULL, \
+                 last_error = $6, delivered_at = $7 \
+                 WHERE target = $1 AND position = $2 AND state = 'in_flight' AND attempts = $3",
+            )
+            .bind(&attempt.target)
+            .bind(attempt.position)
+            .bind(attempt.attempt)
+            .bind(state.as_str())
+            .bind(next_attempt_at)
+            .bind(attempt.error.as_deref())
+            .bind(delivered_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn release_lapsed(&self, now: DateTime<Utc>) -> Result<u64, SyncError> {
+        let released = pg_dispatch!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE sync_deliveries SET state = 'pending', lease_until = NULL, \
+                 last_error = 'the attempt was interrupted (its dispatcher stopped); it is made again' \
+                 WHERE state = 'in_flight' AND lease_until < $1",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(released)
+    }
+
+    async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        size: u32,
+        token: &str,
+    ) -> Result<Page<Delivery>, SyncError> {
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        if let Some((position, target)) = decode_token::<(i64, String)>(token)? {
+            params.push(Param::Int(position));
+            params.push(Param::Text(target));
+            conditions.push("(position > $1 OR (position = $1 AND target > $2))".to_owned());
+        }
+        if let Some(target) = &filter.target {
+            params.push(Param::Text(target.clone()));
+            conditions.push(format!("target = ${}", params.len()));
+        }
+        if let Some(state) = filter.state {
+            params.push(Param::Text(state.as_str().to_owned()));
+            conditions.push(format!("state = ${}", params.len()));
+        }
+        if let Some(position) = filter.position {
+            params.push(Param::Int(position));
+            conditions.push(format!("position = ${}", params.len()));
+        }
+        params.push(Param::Int(i64::from(size) + 1));
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM sync_deliveries{filter} ORDER BY position, target LIMIT ${}",
+            params.len()
+        );
+        let rows: Vec<DeliveryRow> = pg_dispatch!(&self.pool, pool => {
+            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?
+        });
+        Page::from_rows(rows, size, |row| (row.position, row.target.clone()))
+            .try_map(Delivery::try_from)
+    }
+
+    async fn attempts(
+        &self,
+        position: i64,
+        target: Option<&str>,
+    ) -> Result<Vec<Attempt>, SyncError> {
+        let rows: Vec<AttemptRow> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT position, target, attempt, outcome, http_status, error, started_at, duration_ms \
+                 FROM sync_status WHERE position = $1 AND ($2 IS NULL OR target = $2) ORDER BY id",
+            )
+            .bind(position)
+            .bind(target)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(Attempt::try_from).collect()
+    }
+
+    async fn replay(
+        &self,
+        target: &TargetName,
+        positions: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<u64, SyncError> {
+        self.target(target).await?;
+        let mut sql = String::from(
+            "UPDATE sync_deliveries SET state = 'pending', attempts = 0, lease_until = NULL, \
+             next_attempt_at = $2, last_error = NULL WHERE target = $1 AND state = 'dead'",
+        );
+        if !positions.is_empty() {
+            let list: Vec<String> = (0..positions.len())
+                .map(|i| format!("${}", i + 3))
+                .collect();
+            sql.push_str(&format!(" AND position IN ({})", list.join(", ")));
+        }
+        let replayed = pg_dispatch!(&self.pool, pool => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(target.as_str()).bind(now);
+            for position in positions {
+                query = query.bind(*position);
+            }
+            query.execute(pool).await?.rows_affected()
+        });
+        Ok(replayed)
+    }
+
+    async fn ensure_partitions(&self, through: NaiveDate) -> Result<Vec<String>, SyncError> {
+        let PgPool::Postgres(pool) = &self.pool else {
+            return Ok(Vec::new());
+        };
+        let mut added = Vec::new();
+        let today = Utc::now().date_naive();
+        let mut month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap_or(today);
+        while month <= through {
+            let Some(next) = month.checked_add_months(Months::new(1)) else {
+                break;
+            };
+            let name = format!("sync_events_y{:04}m{:02}", month.year(), month.month());
+            let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+                .bind(&name)
+                .fetch_one(pool)
+                .await?;
+            if exists.is_none() {
+                sqlx::query(AssertSqlSafe(format!(
+                    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF sync_events \
+                     FOR VALUES FROM ('{month} 00:00:00+00') TO ('{next} 00:00:00+00')"
+                )))
+                .execute(pool)
+                .await?;
+                added.push(name);
+            }
+            month = next;
+        }
+        Ok(added)
+    }
+}
