@@ -19,7 +19,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use serde_json::json;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::{
     SyncStore,
@@ -198,6 +198,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
 }
 
+/// Finished attempts recorded in one transaction, at most.
+const RECORD_BATCH: usize = 512;
 /// How often lapsed leases are looked for.
 const LEASE_SWEEP: Duration = Duration::from_secs(10);
 /// How long past the longest timeout a claim stays leased.
@@ -215,8 +217,8 @@ impl Dispatcher {
         }
     }
 
-    /// Makes one attempt of a claimed delivery and records it.
-    pub async fn attempt(store: &dyn SyncStore, client: &WebhookClient, claim: Claim) {
+    /// Makes one attempt of a claimed delivery; what to record.
+    pub async fn attempt(client: &WebhookClient, claim: Claim) -> Finished {
         let started = Utc::now();
         let (verdict, status) = client.post(&claim).await;
         let finished = finish(&claim, verdict, status, started, rand::random::<f64>());
@@ -228,10 +230,25 @@ impl Dispatcher {
                 "delivery dead-lettered"
             );
         }
-        // A failure to record leaves the lease to lapse; the attempt is
-        // then made again.
-        if let Err(error) = store.finish(finished, Utc::now()).await {
-            tracing::warn!(error = %harsha_store::status::error_chain(&error), "recording a delivery failed");
+        finished
+    }
+
+    /// Records finished attempts in batches (one transaction for all that
+    /// finished while the previous batch was written), then wakes the
+    /// dispatcher: an entity's next event may be due. A batch that cannot be
+    /// recorded leaves its leases to lapse, and those attempts are made
+    /// again.
+    async fn record(
+        store: Arc<dyn SyncStore>,
+        mut finished: mpsc::UnboundedReceiver<Finished>,
+        wake: Arc<Notify>,
+    ) {
+        let mut batch = Vec::new();
+        while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            if let Err(error) = store.finish(std::mem::take(&mut batch), Utc::now()).await {
+                tracing::warn!(error = %harsha_store::status::error_chain(&error), "recording deliveries failed");
+            }
+            wake.notify_one();
         }
     }
 
@@ -240,6 +257,12 @@ impl Dispatcher {
         tokio::pin!(shutdown);
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut in_flight = tokio::task::JoinSet::new();
+        let (finished, to_record) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(Self::record(
+            Arc::clone(&self.store),
+            to_record,
+            Arc::clone(&self.wake),
+        ));
         let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             if last_sweep.is_none_or(|at| at.elapsed() >= LEASE_SWEEP) {
@@ -271,14 +294,12 @@ impl Dispatcher {
                             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                                 return;
                             };
-                            let store = Arc::clone(&self.store);
                             let client = self.client.clone();
-                            let wake = Arc::clone(&self.wake);
+                            let finished = finished.clone();
                             in_flight.spawn(async move {
-                                Self::attempt(store.as_ref(), &client, claim).await;
+                                let outcome = Self::attempt(&client, claim).await;
                                 drop(permit);
-                                // The entity's next event may be due now.
-                                wake.notify_one();
+                                let _ = finished.send(outcome);
                             });
                         }
                     }
@@ -298,5 +319,9 @@ impl Dispatcher {
             }
         }
         while in_flight.join_next().await.is_some() {}
+        // Every attempt has been handed over; the recorder ends once it has
+        // written them.
+        drop(finished);
+        let _ = recorder.await;
     }
 }

@@ -145,7 +145,7 @@ impl Fixture {
         let now = Utc::now();
         self.store
             .finish(
-                Finished {
+                vec![Finished {
                     attempt: Attempt {
                         position,
                         target: target.into(),
@@ -160,7 +160,7 @@ impl Fixture {
                         duration_ms: 3,
                     },
                     retry_at: retry_in.map(|wait| now + wait),
-                },
+                }],
                 now,
             )
             .await

@@ -162,10 +162,10 @@ pub trait SyncStore: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claim>, SyncError>;
 
-    /// Records an attempt and moves its delivery on (delivered, pending
-    /// again, or dead). An attempt whose lease lapsed and was claimed again
-    /// is recorded without moving the delivery.
-    async fn finish(&self, finished: Finished, now: DateTime<Utc>) -> Result<(), SyncError>;
+    /// Records attempts and moves their deliveries on (delivered, pending
+    /// again, or dead), all in one transaction. An attempt whose lease
+    /// lapsed and was claimed again is recorded without moving the delivery.
+    async fn finish(&self, finished: Vec<Finished>, now: DateTime<Utc>) -> Result<(), SyncError>;
 
     /// Returns deliveries whose lease lapsed (their dispatcher stopped) to
     /// pending; how many.

@@ -1,13 +1,14 @@
 //! [`SqlSyncStore`]: the Sync service's tables on PostgreSQL and SQLite.
 //!
-//! Positions: every event takes the next position while holding a lock that
-//! serialises recording (an advisory lock on PostgreSQL, the write lock on
-//! SQLite), so positions become visible in the order they were drawn. A
-//! reader that has seen position `n` has seen everything before it, which is
-//! what ordered delivery per entity and resumable subscriptions need.
-//! Positions may skip numbers (a duplicate draws one it does not use).
+//! Positions: an event takes the next position only while holding its
+//! entity's lock (a transaction-level advisory lock on PostgreSQL, taken in
+//! a fixed order for a batch; SQLite's single writer), so one entity's
+//! events become visible in position order — what ordered delivery per
+//! entity needs — while events of different entities are recorded in
+//! parallel and share commits. Positions may skip numbers (a duplicate
+//! draws one it does not use).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, SubsecRound, Utc};
 use harsha_store::{
@@ -30,8 +31,8 @@ use crate::{
     },
 };
 
-/// The advisory lock key that serialises recording on PostgreSQL.
-const RECORDING_LOCK: i64 = 0x6861_7273_6861_0001;
+/// Takes an entity's recording lock on PostgreSQL until commit.
+const ENTITY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
 const EVENT_COLUMNS: &str = "position, event_id, idempotency_key, source_system, entity_type, entity_key, \
      operation, event_type, payload, entity_version, base_version, occurred_at, created_at, correlation_id";
@@ -349,22 +350,35 @@ macro_rules! bind_all {
 #[derive(Debug, Clone)]
 pub struct SqlSyncStore {
     pool: PgPool,
+    /// On SQLite, writers take turns here instead of in SQLite's busy
+    /// handler, whose sleeps (up to 100 ms each) would dominate delivery
+    /// latency under concurrent producers and deliveries.
+    writers: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqlSyncStore {
     /// A store on `pool`, whose database must be migrated.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            writers: Arc::default(),
+        }
+    }
+
+    /// The writer's turn on SQLite; nothing on PostgreSQL, whose row locks
+    /// and advisory lock order the writers.
+    async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.pool {
+            PgPool::Sqlite(_) => Some(self.writers.lock().await),
+            PgPool::Postgres(_) => None,
+        }
     }
 
     /// The statement that draws the next position, and the one that takes
-    /// the recording lock first (PostgreSQL only).
+    /// an entity's lock first (PostgreSQL only).
     fn position_sql(&self) -> (&'static str, Option<&'static str>) {
         match self.pool {
-            PgPool::Postgres(_) => (
-                "SELECT nextval('sync_event_position')",
-                Some("SELECT pg_advisory_xact_lock($1)"),
-            ),
+            PgPool::Postgres(_) => ("SELECT nextval('sync_event_position')", Some(ENTITY_LOCK)),
             PgPool::Sqlite(_) => (
                 "SELECT COALESCE(MAX(position), 0) + 1 FROM sync_events",
                 None,
@@ -405,10 +419,19 @@ impl SyncStore for SqlSyncStore {
         let select_event = format!(
             "SELECT {EVENT_COLUMNS} FROM sync_events WHERE position = $1 AND created_at = $2"
         );
+        let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             if let Some(lock) = lock {
-                sqlx::query(lock).bind(RECORDING_LOCK).execute(&mut *tx).await?;
+                // Every entity of the batch, in one order, so two batches
+                // never wait for each other in a cycle.
+                let entities: std::collections::BTreeSet<String> = events
+                    .iter()
+                    .map(|e| format!("{}/{}", e.entity_type, e.entity_key))
+                    .collect();
+                for entity in entities {
+                    sqlx::query(lock).bind(entity).execute(&mut *tx).await?;
+                }
             }
             let mut recorded = Vec::with_capacity(events.len());
             for mut change in events {
@@ -527,6 +550,7 @@ impl SyncStore for SqlSyncStore {
     ) -> Result<Target, SyncError> {
         let now = stored(now);
         let name = target.name.to_string();
+        let _turn = self.turn().await;
         let inserted = pg_dispatch!(&self.pool, pool => {
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO sync_targets ({TARGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
@@ -585,6 +609,7 @@ impl SyncStore for SqlSyncStore {
                 PgPool::Sqlite(_) => "",
             }
         );
+        let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let row: Option<TargetRow> = sqlx::query_as(AssertSqlSafe(select))
@@ -621,6 +646,7 @@ impl SyncStore for SqlSyncStore {
     }
 
     async fn delete_target(&self, name: &TargetName) -> Result<(), SyncError> {
+        let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let routes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_configurations WHERE target = $1")
@@ -665,6 +691,7 @@ impl SyncStore for SqlSyncStore {
         let now = stored(now);
         let id = Uuid::now_v7().to_string();
         let c = &configuration;
+        let _turn = self.turn().await;
         let inserted = pg_dispatch!(&self.pool, pool => {
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO sync_configurations ({CONFIGURATION_COLUMNS}) \
@@ -751,6 +778,7 @@ impl SyncStore for SqlSyncStore {
                 PgPool::Sqlite(_) => "",
             }
         );
+        let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let row: Option<ConfigurationRow> = sqlx::query_as(AssertSqlSafe(select))
@@ -795,6 +823,7 @@ impl SyncStore for SqlSyncStore {
     }
 
     async fn delete_configuration(&self, id: &str) -> Result<(), SyncError> {
+        let _turn = self.turn().await;
         let deleted = pg_dispatch!(&self.pool, pool => {
             sqlx::query("DELETE FROM sync_configurations WHERE id = $1")
                 .bind(id)
@@ -832,6 +861,7 @@ impl SyncStore for SqlSyncStore {
                AND p.position < d.position AND p.state IN ('pending', 'in_flight')) \
              ORDER BY d.position LIMIT $2{lock}"
         );
+        let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             let rows: Vec<ClaimRow> = sqlx::query_as(AssertSqlSafe(select))
@@ -839,74 +869,128 @@ impl SyncStore for SqlSyncStore {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
-            let mut claims = Vec::with_capacity(rows.len());
-            for row in rows {
-                let mut claim = Claim::try_from(row)?;
-                sqlx::query(
-                    "UPDATE sync_deliveries SET state = 'in_flight', attempts = attempts + 1, lease_until = $3 \
-                     WHERE target = $1 AND position = $2 AND state = 'pending'",
-                )
-                .bind(&claim.delivery.target)
-                .bind(claim.delivery.position)
-                .bind(lease_until)
-                .execute(&mut *tx)
-                .await?;
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut claims = rows
+                .into_iter()
+                .map(Claim::try_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            // One statement for the whole claim (a round trip per row
+            // would dominate on PostgreSQL).
+            let keys: Vec<String> = (0..claims.len())
+                .map(|i| format!("(target = ${} AND position = ${})", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let update = format!(
+                "UPDATE sync_deliveries SET state = 'in_flight', attempts = attempts + 1, lease_until = $1 \
+                 WHERE state = 'pending' AND ({})",
+                keys.join(" OR ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(update)).bind(lease_until);
+            for claim in &claims {
+                query = query.bind(claim.delivery.target.as_str()).bind(claim.delivery.position);
+            }
+            query.execute(&mut *tx).await?;
+            tx.commit().await?;
+            for claim in &mut claims {
                 claim.delivery.state = DeliveryState::InFlight;
                 claim.delivery.attempts += 1;
-                claims.push(claim);
             }
-            tx.commit().await?;
             Ok(claims)
         })
     }
 
-    async fn finish(&self, finished: Finished, now: DateTime<Utc>) -> Result<(), SyncError> {
-        let attempt = &finished.attempt;
-        let (state, next_attempt_at, delivered_at) = match attempt.outcome {
-            AttemptOutcome::Delivered => (DeliveryState::Delivered, now, Some(now)),
-            AttemptOutcome::Retrying => (
-                DeliveryState::Pending,
-                finished.retry_at.unwrap_or(now),
-                None,
-            ),
-            AttemptOutcome::DeadLettered => (DeliveryState::Dead, now, None),
-        };
+    #[tracing::instrument(name = "store.finish_deliveries", skip_all, fields(count = finished.len()))]
+    async fn finish(&self, finished: Vec<Finished>, now: DateTime<Utc>) -> Result<(), SyncError> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        // Every attempt in one multi-row insert; every delivered one in one
+        // update; failures (rare, each with its own retry time and error)
+        // one by one.
+        let statuses = format!(
+            "INSERT INTO sync_status (position, target, attempt, outcome, http_status, error, started_at, duration_ms) \
+             VALUES {}",
+            self.pool.value_rows(finished.len(), 8)
+        );
+        let delivered: Vec<&Attempt> = finished
+            .iter()
+            .map(|f| &f.attempt)
+            .filter(|a| a.outcome == AttemptOutcome::Delivered)
+            .collect();
+        let delivered_update = (!delivered.is_empty()).then(|| {
+            let keys: Vec<String> = (0..delivered.len())
+                .map(|i| {
+                    format!(
+                        "(target = ${} AND position = ${} AND attempts = ${})",
+                        3 * i + 2,
+                        3 * i + 3,
+                        3 * i + 4
+                    )
+                })
+                .collect();
+            format!(
+                "UPDATE sync_deliveries SET state = 'delivered', delivered_at = $1, next_attempt_at = $1, \
+                 lease_until = NULL, last_error = NULL WHERE state = 'in_flight' AND ({})",
+                keys.join(" OR ")
+            )
+        });
+        let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO sync_status (position, target, attempt, outcome, http_status, error, started_at, duration_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(attempt.position)
-            .bind(&attempt.target)
-            .bind(attempt.attempt)
-            .bind(attempt.outcome.as_str())
-            .bind(attempt.http_status.map(i32::from))
-            .bind(attempt.error.as_deref())
-            .bind(attempt.started_at)
-            .bind(attempt.duration_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE sync_deliveries SET state = $4, next_attempt_at = $5, lease_until = NULL, \
-                 last_error = $6, delivered_at = $7 \
-                 WHERE target = $1 AND position = $2 AND state = 'in_flight' AND attempts = $3",
-            )
-            .bind(&attempt.target)
-            .bind(attempt.position)
-            .bind(attempt.attempt)
-            .bind(state.as_str())
-            .bind(next_attempt_at)
-            .bind(attempt.error.as_deref())
-            .bind(delivered_at)
-            .execute(&mut *tx)
-            .await?;
+            let mut insert = sqlx::query(AssertSqlSafe(statuses));
+            for finished in &finished {
+                let attempt = &finished.attempt;
+                insert = insert
+                    .bind(attempt.position)
+                    .bind(attempt.target.as_str())
+                    .bind(attempt.attempt)
+                    .bind(attempt.outcome.as_str())
+                    .bind(attempt.http_status.map(i32::from))
+                    .bind(attempt.error.as_deref())
+                    .bind(attempt.started_at)
+                    .bind(attempt.duration_ms);
+            }
+            insert.execute(&mut *tx).await?;
+            if let Some(update) = delivered_update {
+                let mut query = sqlx::query(AssertSqlSafe(update)).bind(now);
+                for attempt in &delivered {
+                    query = query
+                        .bind(attempt.target.as_str())
+                        .bind(attempt.position)
+                        .bind(attempt.attempt);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for finished in finished.iter().filter(|f| f.attempt.outcome != AttemptOutcome::Delivered) {
+                let attempt = &finished.attempt;
+                let (state, next_attempt_at) = match attempt.outcome {
+                    AttemptOutcome::Retrying => {
+                        (DeliveryState::Pending, finished.retry_at.unwrap_or(now))
+                    }
+                    _ => (DeliveryState::Dead, now),
+                };
+                sqlx::query(
+                    "UPDATE sync_deliveries SET state = $4, next_attempt_at = $5, lease_until = NULL, \
+                     last_error = $6 \
+                     WHERE target = $1 AND position = $2 AND state = 'in_flight' AND attempts = $3",
+                )
+                .bind(&attempt.target)
+                .bind(attempt.position)
+                .bind(attempt.attempt)
+                .bind(state.as_str())
+                .bind(next_attempt_at)
+                .bind(attempt.error.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok(())
         })
     }
 
     async fn release_lapsed(&self, now: DateTime<Utc>) -> Result<u64, SyncError> {
+        let _turn = self.turn().await;
         let released = pg_dispatch!(&self.pool, pool => {
             sqlx::query(
                 "UPDATE sync_deliveries SET state = 'pending', lease_until = NULL, \
@@ -998,6 +1082,7 @@ impl SyncStore for SqlSyncStore {
                 .collect();
             sql.push_str(&format!(" AND position IN ({})", list.join(", ")));
         }
+        let _turn = self.turn().await;
         let replayed = pg_dispatch!(&self.pool, pool => {
             let mut query = sqlx::query(AssertSqlSafe(sql)).bind(target.as_str()).bind(now);
             for position in positions {
