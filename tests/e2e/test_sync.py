@@ -256,3 +256,76 @@ def test_killing_the_mesh_mid_stream_loses_no_event(tmp_path, webhook):
         assert all(r["signed"] for r in accepted)
     finally:
         assert stop_mesh(second) == 0
+
+
+def admin_user(mesh) -> tuple:
+    """A second operator (role admin): their login name and access token."""
+    from harsha.auth.v1 import auth_pb2, auth_pb2_grpc
+
+    name = f"reviewer{uuid.uuid4().hex[:8]}"
+    password = "a long reviewer password"
+    with mesh.channel("auth") as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        auth.CreateUser(auth_pb2.CreateUserRequest(username=name, email=f"{name}@harshadelights.in",
+                                                   password=password, roles=["admin"]))
+        token = auth.Login(auth_pb2.LoginRequest(username=name, password=password)).access_token
+    mesh.secrets.add(token)
+    return name, token
+
+
+def test_a_conflict_goes_through_the_manual_workflow_over_rest(mesh, webhook):
+    name = configure(mesh, webhook, "Customer", system="warehouse")
+    routes = call(mesh, "GET", f"/v1/configurations?target={name}", token=mesh.token()).json["configurations"]
+    updated = call(mesh, "PATCH", f"/v1/configurations/{routes[0]['id']}",
+                   {"conflictStrategy": "CONFLICT_STRATEGY_MANUAL"}, token=mesh.token())
+    assert updated.status == 200 and updated.json["configuration"]["conflictStrategy"] == "CONFLICT_STRATEGY_MANUAL"
+    key = f"CUST-{uuid.uuid4().hex[:6]}"
+
+    def publish(source, version, base, payload):
+        answer = call(mesh, "POST", "/v1/events", {
+            "idempotencyKey": f"{source}-{key}-{version}", "sourceSystem": source, "entityType": "Customer",
+            "entityKey": key, "operation": "OPERATION_UPDATE", "payload": payload,
+            "entityVersion": str(version), "baseVersion": str(base)}, token=mesh.token())
+        assert answer.status == 200, answer.json
+        return answer.json
+
+    publish("erpnext", 5, 0, {"name": "Ravi Sweets", "phone": "100"})
+    publish("ecommerce", 6, 5, {"name": "Ravi Sweets", "phone": "300"})
+    clash = publish("crm", 6, 5, {"name": "Ravi Sweets Pvt", "phone": "200"})
+    assert clash["conflicts"] == 1
+    position = int(clash["event"]["position"])
+    listed = call(mesh, "GET", f"/v1/conflicts?entityType=Customer&entityKey={key}", token=mesh.token()).json
+    assert [c["status"] for c in listed["conflicts"]] == ["CONFLICT_STATUS_DETECTED"]
+    conflict_id = listed["conflicts"][0]["id"]
+    view = call(mesh, "GET", f"/v1/conflicts/{conflict_id}", token=mesh.token()).json["conflict"]
+    fields = {f["field"]: f for f in view["fields"]}
+    assert fields["phone"]["change"] == "FIELD_CHANGE_CONFLICTING"
+    assert (fields["phone"]["base"], fields["phone"]["source"], fields["phone"]["competing"]) == ("100", "200", "300")
+    assert fields["name"]["change"] == "FIELD_CHANGE_SOURCE"
+    assert view["conflictingFields"] == ["phone"]
+
+    # Closing an unreviewed conflict is refused and changes nothing.
+    early = call(mesh, "POST", f"/v1/conflicts/{conflict_id}:close", {}, token=mesh.token())
+    assert early.status == 400 and "cannot close" in early.json["message"], early.json
+    reviewer, reviewer_token = admin_user(mesh)
+    step = lambda action, body, token: call(mesh, "POST", f"/v1/conflicts/{conflict_id}:{action}", body, token=token)
+    assert step("assign", {"assignee": reviewer, "note": "phones differ"}, mesh.token()).status == 200
+    assert step("review", {}, mesh.token()).status == 400, "only the assignee reviews"
+    assert step("review", {}, reviewer_token).status == 200
+    missing = step("resolve", {"choices": []}, reviewer_token)
+    assert missing.status == 400 and "phone" in missing.json["message"]
+    resolved = step("resolve", {"choices": [{"field": "phone", "pick": "FIELD_PICK_VALUE", "value": "+91 98450 00000"}]},
+                    reviewer_token)
+    assert resolved.status == 200, resolved.json
+    assert resolved.json["conflict"]["resolvedPayload"] == {"name": "Ravi Sweets Pvt", "phone": "+91 98450 00000"}
+    assert step("validate", {"approve": True}, reviewer_token).status == 400, "four eyes"
+    assert step("validate", {"approve": True}, mesh.token()).status == 200
+    assert webhook.accepted(lambda body: body["position"] == position) == [], "held until closed"
+    closed = step("close", {}, mesh.token())
+    assert closed.status == 200 and closed.json["conflict"]["status"] == "CONFLICT_STATUS_CLOSED"
+    delivered = webhook.wait(lambda body: body["position"] == position)
+    assert delivered[0]["body"]["payload"] == {"name": "Ravi Sweets Pvt", "phone": "+91 98450 00000"}
+    history = call(mesh, "GET", f"/v1/conflicts/{conflict_id}", token=mesh.token()).json["conflict"]["history"]
+    assert [(h["step"], h["actor"]) for h in history] == [
+        ("detect", "sync"), ("assign", "admin"), ("review", reviewer), ("resolve", reviewer),
+        ("approve", "admin"), ("close", "admin")]

@@ -138,74 +138,80 @@ mod tests {
 #[error("{0} is not a finite number")]
 pub struct NotJson(pub String);
 
-/// Reads a `google.protobuf.Struct` as a JSON object. Numbers that are
-/// whole and within ±2^53 become integers, so `12` stays `12`.
+/// Reads a `google.protobuf.Value` as JSON (`path` names it in errors).
+/// Numbers that are whole and within ±2^53 become integers, so `12` stays
+/// `12`.
+pub fn value_to_json(value: prost_types::Value, path: &str) -> Result<serde_json::Value, NotJson> {
+    use prost_types::value::Kind;
+    Ok(match value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::NumberValue(n)) => {
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            if n.is_finite() && n.fract() == 0.0 && n.abs() <= EXACT {
+                // Whole and exact in an i64.
+                #[allow(clippy::cast_possible_truncation)]
+                serde_json::Value::from(n as i64)
+            } else {
+                serde_json::Number::from_f64(n)
+                    .map(serde_json::Value::Number)
+                    .ok_or_else(|| NotJson(path.to_owned()))?
+            }
+        }
+        Some(Kind::StructValue(s)) => {
+            let mut object = serde_json::Map::with_capacity(s.fields.len());
+            for (key, value) in s.fields {
+                let inner = value_to_json(value, &format!("{path}.{key}"))?;
+                object.insert(key, inner);
+            }
+            serde_json::Value::Object(object)
+        }
+        Some(Kind::ListValue(list)) => serde_json::Value::Array(
+            list.values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| value_to_json(v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// Reads a `google.protobuf.Struct` as a JSON object (see
+/// [`value_to_json`]).
 pub fn struct_to_json(
     value: prost_types::Struct,
 ) -> Result<serde_json::Map<String, serde_json::Value>, NotJson> {
-    fn convert(value: prost_types::Value, path: &str) -> Result<serde_json::Value, NotJson> {
-        use prost_types::value::Kind;
-        Ok(match value.kind {
-            None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-            Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
-            Some(Kind::StringValue(s)) => serde_json::Value::String(s),
-            Some(Kind::NumberValue(n)) => {
-                const EXACT: f64 = 9_007_199_254_740_992.0;
-                if n.is_finite() && n.fract() == 0.0 && n.abs() <= EXACT {
-                    // Whole and exact in an i64.
-                    #[allow(clippy::cast_possible_truncation)]
-                    serde_json::Value::from(n as i64)
-                } else {
-                    serde_json::Number::from_f64(n)
-                        .map(serde_json::Value::Number)
-                        .ok_or_else(|| NotJson(path.to_owned()))?
-                }
-            }
-            Some(Kind::StructValue(s)) => {
-                let mut object = serde_json::Map::with_capacity(s.fields.len());
-                for (key, value) in s.fields {
-                    let inner = convert(value, &format!("{path}.{key}"))?;
-                    object.insert(key, inner);
-                }
-                serde_json::Value::Object(object)
-            }
-            Some(Kind::ListValue(list)) => serde_json::Value::Array(
-                list.values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| convert(v, &format!("{path}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            ),
-        })
-    }
     let mut object = serde_json::Map::with_capacity(value.fields.len());
     for (key, value) in value.fields {
-        let inner = convert(value, &key)?;
+        let inner = value_to_json(value, &key)?;
         object.insert(key, inner);
     }
     Ok(object)
 }
 
+/// Writes JSON as a `google.protobuf.Value`.
+pub fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(object) => Kind::StructValue(json_to_struct(object)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 /// Writes a JSON object as a `google.protobuf.Struct`.
 pub fn json_to_struct(object: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
-    fn convert(value: &serde_json::Value) -> prost_types::Value {
-        use prost_types::value::Kind;
-        let kind = match value {
-            serde_json::Value::Null => Kind::NullValue(0),
-            serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-            serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-            serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-                values: items.iter().map(convert).collect(),
-            }),
-            serde_json::Value::Object(object) => Kind::StructValue(json_to_struct(object)),
-        };
-        prost_types::Value { kind: Some(kind) }
-    }
     prost_types::Struct {
         fields: object
             .iter()
-            .map(|(key, value)| (key.clone(), convert(value)))
+            .map(|(key, value)| (key.clone(), json_to_value(value)))
             .collect(),
     }
 }

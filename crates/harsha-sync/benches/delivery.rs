@@ -23,8 +23,8 @@ use harsha_sync::{
     SqlSyncStore, SyncStore,
     dispatch::{DispatchSettings, Dispatcher},
     domain::{
-        ConflictStrategy, EntityType, FieldMapping, NewConfiguration, NewEvent, NewTarget,
-        Operation, SourceFilter, SyncMode, System, TargetKind, TargetName,
+        ConflictStrategy, EntityType, FieldMapping, MergeRules, NewConfiguration, NewEvent,
+        NewTarget, Operation, SourceFilter, SyncMode, System, TargetKind, TargetName,
     },
 };
 use harsha_testkit::{TestDatabase, bench::report_percentiles};
@@ -111,6 +111,7 @@ async fn run() {
                 strategy: ConflictStrategy::SourceWins,
                 business_rule: None,
                 mapping: FieldMapping::default(),
+                merge_rules: MergeRules::default(),
                 enabled: true,
             },
             "bench",

@@ -38,6 +38,9 @@ pub enum SyncError {
         /// The target.
         target: String,
     },
+    /// No such conflict.
+    #[error("conflict {0:?} not found")]
+    ConflictNotFound(String),
     /// The change does not fit the current state.
     #[error("{0}")]
     FailedPrecondition(String),

@@ -10,7 +10,10 @@ use std::{
 
 use chrono::Utc;
 use harsha_proto::{
-    convert::{json_to_struct, struct_to_json, timestamp_from_proto, timestamp_to_proto},
+    convert::{
+        json_to_struct, json_to_value, struct_to_json, timestamp_from_proto, timestamp_to_proto,
+        value_to_json,
+    },
     harsha::sync::v1::{self as pb, sync_service_server::SyncService},
     metadata::actor_name,
 };
@@ -24,12 +27,14 @@ pub use harsha_proto::harsha::sync::v1::sync_service_server::SyncServiceServer;
 use crate::{
     SyncError, SyncStore,
     domain::{
-        Attempt, AttemptOutcome, Configuration, ConfigurationPatch, ConflictStrategy, Delivery,
-        DeliveryState, EntityType, Event, FieldMapping, NewConfiguration, NewEvent, NewTarget,
-        Operation, SourceFilter, SyncMode, System, Target, TargetKind, TargetName, TargetPatch,
+        Attempt, AttemptOutcome, Configuration, ConfigurationPatch, Conflict, ConflictStatus,
+        ConflictStrategy, Delivery, DeliveryState, EntityType, Event, FieldMapping, MergeRules,
+        NewConfiguration, NewEvent, NewTarget, Operation, Resolution, SourceFilter, SyncMode,
+        System, Target, TargetKind, TargetName, TargetPatch,
+        conflict::{Action, ChangedIn, HistoryEntry, Pick},
         routing,
     },
-    store::{DeliveryFilter, EventFilter},
+    store::{ConflictFilter, DeliveryFilter, EventFilter},
 };
 
 /// Where the store appears once the database is connected and migrated;
@@ -78,7 +83,8 @@ impl From<SyncError> for Status {
             ),
             SyncError::EventNotFound(_)
             | SyncError::TargetNotFound(_)
-            | SyncError::ConfigurationNotFound(_) => Status::not_found(message),
+            | SyncError::ConfigurationNotFound(_)
+            | SyncError::ConflictNotFound(_) => Status::not_found(message),
             SyncError::TargetExists(_) | SyncError::ConfigurationExists { .. } => {
                 Status::already_exists(message)
             }
@@ -390,6 +396,7 @@ fn configuration_to_proto(c: Configuration) -> pb::Configuration {
         .into(),
         business_rule: c.business_rule.unwrap_or_default(),
         field_mapping: c.mapping.0.into_iter().collect(),
+        merge_rules: c.merge_rules.0.into_iter().collect(),
         enabled: c.enabled,
         create_time: Some(timestamp_to_proto(c.created_at)),
         update_time: Some(timestamp_to_proto(c.updated_at)),
@@ -409,6 +416,13 @@ fn mapping_from(
     .map_err(field("configuration.field_mapping"))
 }
 
+fn merge_rules_from(
+    rules: &std::collections::HashMap<String, String>,
+) -> Result<MergeRules, SyncError> {
+    MergeRules::parse(rules.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map_err(field("configuration.merge_rules"))
+}
+
 fn new_configuration(c: pb::Configuration) -> Result<NewConfiguration, SyncError> {
     let strategy = strategy_from(c.conflict_strategy)?.unwrap_or(ConflictStrategy::SourceWins);
     let business_rule = optional(&c.business_rule);
@@ -424,6 +438,7 @@ fn new_configuration(c: pb::Configuration) -> Result<NewConfiguration, SyncError
         strategy,
         business_rule,
         mapping: mapping_from(&c.field_mapping)?,
+        merge_rules: merge_rules_from(&c.merge_rules)?,
         enabled: true,
     })
 }
@@ -432,11 +447,12 @@ fn configuration_patch(
     c: &pb::Configuration,
     mask: Option<&prost_types::FieldMask>,
 ) -> Result<ConfigurationPatch, SyncError> {
-    const EDITABLE: [&str; 5] = [
+    const EDITABLE: [&str; 6] = [
         "mode",
         "conflict_strategy",
         "business_rule",
         "field_mapping",
+        "merge_rules",
         "enabled",
     ];
     let paths = mask_paths(mask, &EDITABLE, |path| match path {
@@ -444,6 +460,7 @@ fn configuration_patch(
         "conflict_strategy" => c.conflict_strategy != 0,
         "business_rule" => !c.business_rule.is_empty(),
         "field_mapping" => !c.field_mapping.is_empty(),
+        "merge_rules" => !c.merge_rules.is_empty(),
         _ => c.enabled,
     })?;
     let mut patch = ConfigurationPatch::default();
@@ -464,6 +481,7 @@ fn configuration_patch(
             }
             "business_rule" => patch.business_rule = Some(optional(&c.business_rule)),
             "field_mapping" => patch.mapping = Some(mapping_from(&c.field_mapping)?),
+            "merge_rules" => patch.merge_rules = Some(merge_rules_from(&c.merge_rules)?),
             _ => patch.enabled = Some(c.enabled),
         }
     }
@@ -477,6 +495,8 @@ fn state_from(value: i32) -> Result<Option<DeliveryState>, SyncError> {
         Ok(pb::DeliveryState::InFlight) => Ok(Some(DeliveryState::InFlight)),
         Ok(pb::DeliveryState::Delivered) => Ok(Some(DeliveryState::Delivered)),
         Ok(pb::DeliveryState::DeadLettered) => Ok(Some(DeliveryState::Dead)),
+        Ok(pb::DeliveryState::Held) => Ok(Some(DeliveryState::Held)),
+        Ok(pb::DeliveryState::Skipped) => Ok(Some(DeliveryState::Skipped)),
         Err(_) => Err(SyncError::invalid(
             "state",
             format!("{value} is not a delivery state"),
@@ -495,6 +515,8 @@ fn delivery_to_proto(d: Delivery) -> pb::Delivery {
             DeliveryState::InFlight => pb::DeliveryState::InFlight,
             DeliveryState::Delivered => pb::DeliveryState::Delivered,
             DeliveryState::Dead => pb::DeliveryState::DeadLettered,
+            DeliveryState::Held => pb::DeliveryState::Held,
+            DeliveryState::Skipped => pb::DeliveryState::Skipped,
         }
         .into(),
         attempts: d.attempts,
@@ -521,6 +543,201 @@ fn attempt_to_proto(a: Attempt) -> pb::DeliveryAttempt {
         error: a.error.unwrap_or_default(),
         start_time: Some(timestamp_to_proto(a.started_at)),
         duration_ms: a.duration_ms,
+    }
+}
+
+fn conflict_status_to(status: ConflictStatus) -> pb::ConflictStatus {
+    match status {
+        ConflictStatus::Detected => pb::ConflictStatus::Detected,
+        ConflictStatus::Assigned => pb::ConflictStatus::Assigned,
+        ConflictStatus::InReview => pb::ConflictStatus::InReview,
+        ConflictStatus::Resolved => pb::ConflictStatus::Resolved,
+        ConflictStatus::Validated => pb::ConflictStatus::Validated,
+        ConflictStatus::Closed => pb::ConflictStatus::Closed,
+    }
+}
+
+fn conflict_status_from(value: i32) -> Result<Option<ConflictStatus>, SyncError> {
+    match pb::ConflictStatus::try_from(value) {
+        Ok(pb::ConflictStatus::Unspecified) => Ok(None),
+        Ok(pb::ConflictStatus::Detected) => Ok(Some(ConflictStatus::Detected)),
+        Ok(pb::ConflictStatus::Assigned) => Ok(Some(ConflictStatus::Assigned)),
+        Ok(pb::ConflictStatus::InReview) => Ok(Some(ConflictStatus::InReview)),
+        Ok(pb::ConflictStatus::Resolved) => Ok(Some(ConflictStatus::Resolved)),
+        Ok(pb::ConflictStatus::Validated) => Ok(Some(ConflictStatus::Validated)),
+        Ok(pb::ConflictStatus::Closed) => Ok(Some(ConflictStatus::Closed)),
+        Err(_) => Err(SyncError::invalid(
+            "status",
+            format!("{value} is not a conflict status"),
+        )),
+    }
+}
+
+fn strategy_to(strategy: ConflictStrategy) -> pb::ConflictStrategy {
+    match strategy {
+        ConflictStrategy::SourceWins => pb::ConflictStrategy::SourceWins,
+        ConflictStrategy::TargetWins => pb::ConflictStrategy::TargetWins,
+        ConflictStrategy::Merge => pb::ConflictStrategy::Merge,
+        ConflictStrategy::BusinessRule => pb::ConflictStrategy::BusinessRule,
+        ConflictStrategy::Manual => pb::ConflictStrategy::Manual,
+    }
+}
+
+/// A conflict on the wire; with `detail`, its three-way view and history.
+fn conflict_to_proto(
+    conflict: Conflict,
+    history: Option<Vec<HistoryEntry>>,
+    now: chrono::DateTime<Utc>,
+) -> pb::Conflict {
+    let stale = conflict.is_stale(now);
+    let fields = if history.is_some() {
+        conflict
+            .view()
+            .into_iter()
+            .map(|f| pb::ConflictField {
+                field: f.field,
+                base: f.base.as_ref().map(json_to_value),
+                source: f.source.as_ref().map(json_to_value),
+                competing: f.target.as_ref().map(json_to_value),
+                change: match f.changed_in {
+                    ChangedIn::None => pb::FieldChange::None,
+                    ChangedIn::Source => pb::FieldChange::Source,
+                    ChangedIn::Target => pb::FieldChange::Competing,
+                    ChangedIn::BothSame => pb::FieldChange::BothSame,
+                    ChangedIn::Both => pb::FieldChange::Conflicting,
+                }
+                .into(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    pb::Conflict {
+        id: conflict.id,
+        position: conflict.position,
+        target: conflict.target,
+        configuration_id: conflict.configuration_id,
+        entity_type: conflict.entity_type,
+        entity_key: conflict.entity_key,
+        source_system: conflict.source_system.as_str().to_owned(),
+        competing_system: conflict.competing_system.as_str().to_owned(),
+        base_version: conflict.base_version,
+        source_version: conflict.source_version,
+        competing_version: conflict.competing_version,
+        conflicting_fields: conflict.conflicting_fields,
+        fields,
+        strategy: strategy_to(conflict.strategy).into(),
+        auto_resolved: conflict.auto_resolved,
+        resolution: match conflict.resolution {
+            None => pb::Resolution::Unspecified,
+            Some(Resolution::Source) => pb::Resolution::Source,
+            Some(Resolution::Target) => pb::Resolution::Target,
+            Some(Resolution::Merged) => pb::Resolution::Merged,
+            Some(Resolution::Manual) => pb::Resolution::Manual,
+        }
+        .into(),
+        resolved_payload: conflict.resolved.as_ref().map(json_to_struct),
+        status: conflict_status_to(conflict.status).into(),
+        assignee: conflict.assignee.unwrap_or_default(),
+        due_time: conflict.due_at.map(timestamp_to_proto),
+        resolved_by: conflict.resolved_by.unwrap_or_default(),
+        validated_by: conflict.validated_by.unwrap_or_default(),
+        detect_time: Some(timestamp_to_proto(conflict.detected_at)),
+        update_time: Some(timestamp_to_proto(conflict.updated_at)),
+        close_time: conflict.closed_at.map(timestamp_to_proto),
+        stale,
+        history: history
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| pb::ConflictStep {
+                time: Some(timestamp_to_proto(h.at)),
+                actor: h.actor,
+                step: h.step,
+                from_status: h
+                    .from
+                    .map_or(pb::ConflictStatus::Unspecified, conflict_status_to)
+                    .into(),
+                to_status: conflict_status_to(h.to).into(),
+                note: h.note.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn conflict_id(id: &str) -> Result<&str, SyncError> {
+    if id.is_empty() {
+        Err(SyncError::invalid("id", "a conflict id is required"))
+    } else {
+        Ok(id)
+    }
+}
+
+fn picks_from(choices: Vec<pb::FieldChoice>) -> Result<BTreeMap<String, Pick>, SyncError> {
+    let mut picks = BTreeMap::new();
+    for (i, choice) in choices.into_iter().enumerate() {
+        if choice.field.is_empty() {
+            return Err(SyncError::invalid(
+                format!("choices[{i}].field"),
+                "a field name is required",
+            ));
+        }
+        let pick = match pb::FieldPick::try_from(choice.pick) {
+            Ok(pb::FieldPick::Base) => Pick::Base,
+            Ok(pb::FieldPick::Source) => Pick::Source,
+            Ok(pb::FieldPick::Competing) => Pick::Target,
+            Ok(pb::FieldPick::Value) => Pick::Value(
+                value_to_json(
+                    choice.value.ok_or_else(|| {
+                        SyncError::invalid(
+                            format!("choices[{i}].value"),
+                            "FIELD_PICK_VALUE needs a value",
+                        )
+                    })?,
+                    &choice.field,
+                )
+                .map_err(|e| SyncError::invalid(format!("choices[{i}].value"), e))?,
+            ),
+            _ => {
+                return Err(SyncError::invalid(
+                    format!("choices[{i}].pick"),
+                    "a pick is required: FIELD_PICK_BASE, FIELD_PICK_SOURCE, FIELD_PICK_COMPETING or FIELD_PICK_VALUE",
+                ));
+            }
+        };
+        if picks.insert(choice.field.clone(), pick).is_some() {
+            return Err(SyncError::invalid(
+                format!("choices[{i}].field"),
+                format!("{:?} is picked twice", choice.field),
+            ));
+        }
+    }
+    Ok(picks)
+}
+
+fn note(value: String) -> Option<String> {
+    (!value.trim().is_empty()).then_some(value)
+}
+
+impl SyncGrpc {
+    /// Takes a workflow step and answers with the conflict after it; a
+    /// closed conflict's released delivery wakes the dispatcher.
+    async fn step<T>(
+        &self,
+        request: &Request<T>,
+        id: &str,
+        action: Action,
+        note_text: String,
+    ) -> Result<pb::Conflict, Status> {
+        let actor = actor(request);
+        let id = conflict_id(id)?;
+        let conflict = self
+            .store()?
+            .advance(id, action, &actor, note(note_text), Utc::now())
+            .await?;
+        if conflict.status == ConflictStatus::Closed {
+            self.recorded.notify_one();
+        }
+        Ok(conflict_to_proto(conflict, None, Utc::now()))
     }
 }
 
@@ -557,6 +774,7 @@ impl SyncService for SyncGrpc {
         Ok(Response::new(pb::PublishEventResponse {
             duplicate: recorded.duplicate,
             routed_to: i32::try_from(recorded.routed_to).unwrap_or(i32::MAX),
+            conflicts: i32::try_from(recorded.conflicts).unwrap_or(i32::MAX),
             event: Some(event_to_proto(recorded.event)),
         }))
     }
@@ -842,6 +1060,137 @@ impl SyncService for SyncGrpc {
         }
         Ok(Response::new(pb::ReplayDeadLettersResponse {
             replayed: i32::try_from(replayed).unwrap_or(i32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.ListConflicts", skip_all)]
+    async fn list_conflicts(
+        &self,
+        request: Request<pb::ListConflictsRequest>,
+    ) -> RpcResult<pb::ListConflictsResponse> {
+        let request = request.into_inner();
+        if !request.entity_key.is_empty() && request.entity_type.is_empty() {
+            return Err(SyncError::invalid(
+                "entity_key",
+                "filtering by entity_key needs entity_type too",
+            )
+            .into());
+        }
+        let size = page_size(request.page_size).map_err(SyncError::from)?;
+        let filter = ConflictFilter {
+            status: conflict_status_from(request.status)?,
+            entity_type: optional(&request.entity_type),
+            entity_key: optional(&request.entity_key),
+            assignee: optional(&request.assignee),
+            stale_only: request.stale_only,
+        };
+        let now = Utc::now();
+        let (page, stale) = self
+            .store()?
+            .conflicts(&filter, size, &request.page_token, now)
+            .await?;
+        Ok(Response::new(pb::ListConflictsResponse {
+            conflicts: page
+                .items
+                .into_iter()
+                .map(|c| conflict_to_proto(c, None, now))
+                .collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+            stale_count: i32::try_from(stale).unwrap_or(i32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.GetConflict", skip_all)]
+    async fn get_conflict(
+        &self,
+        request: Request<pb::GetConflictRequest>,
+    ) -> RpcResult<pb::GetConflictResponse> {
+        let request = request.into_inner();
+        let (conflict, history) = self.store()?.conflict(conflict_id(&request.id)?).await?;
+        Ok(Response::new(pb::GetConflictResponse {
+            conflict: Some(conflict_to_proto(conflict, Some(history), Utc::now())),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.AssignConflict", skip_all)]
+    async fn assign_conflict(
+        &self,
+        request: Request<pb::AssignConflictRequest>,
+    ) -> RpcResult<pb::AssignConflictResponse> {
+        let body = request.get_ref().clone();
+        let due_at = match body.due_time {
+            Some(at) => timestamp_from_proto(&at)
+                .ok_or_else(|| SyncError::invalid("due_time", "not a valid time"))?
+                .and_utc(),
+            None => Utc::now() + crate::domain::conflict::STALE_AFTER,
+        };
+        let action = Action::Assign {
+            assignee: body.assignee.trim().to_owned(),
+            due_at,
+        };
+        let conflict = self.step(&request, &body.id, action, body.note).await?;
+        Ok(Response::new(pb::AssignConflictResponse {
+            conflict: Some(conflict),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.StartConflictReview", skip_all)]
+    async fn start_conflict_review(
+        &self,
+        request: Request<pb::StartConflictReviewRequest>,
+    ) -> RpcResult<pb::StartConflictReviewResponse> {
+        let body = request.get_ref().clone();
+        let conflict = self
+            .step(&request, &body.id, Action::Review, body.note)
+            .await?;
+        Ok(Response::new(pb::StartConflictReviewResponse {
+            conflict: Some(conflict),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.ResolveConflict", skip_all)]
+    async fn resolve_conflict(
+        &self,
+        request: Request<pb::ResolveConflictRequest>,
+    ) -> RpcResult<pb::ResolveConflictResponse> {
+        let body = request.get_ref().clone();
+        let picks = picks_from(body.choices)?;
+        let conflict = self
+            .step(&request, &body.id, Action::Resolve(picks), body.note)
+            .await?;
+        Ok(Response::new(pb::ResolveConflictResponse {
+            conflict: Some(conflict),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.ValidateConflict", skip_all)]
+    async fn validate_conflict(
+        &self,
+        request: Request<pb::ValidateConflictRequest>,
+    ) -> RpcResult<pb::ValidateConflictResponse> {
+        let body = request.get_ref().clone();
+        let action = if body.approve {
+            Action::Approve
+        } else {
+            Action::Reject
+        };
+        let conflict = self.step(&request, &body.id, action, body.note).await?;
+        Ok(Response::new(pb::ValidateConflictResponse {
+            conflict: Some(conflict),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.CloseConflict", skip_all)]
+    async fn close_conflict(
+        &self,
+        request: Request<pb::CloseConflictRequest>,
+    ) -> RpcResult<pb::CloseConflictResponse> {
+        let body = request.get_ref().clone();
+        let conflict = self
+            .step(&request, &body.id, Action::Close, body.note)
+            .await?;
+        Ok(Response::new(pb::CloseConflictResponse {
+            conflict: Some(conflict),
         }))
     }
 }

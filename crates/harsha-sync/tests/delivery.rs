@@ -27,8 +27,8 @@ use harsha_sync::{
     SqlSyncStore, SyncStore,
     dispatch::{DispatchSettings, Dispatcher},
     domain::{
-        ConflictStrategy, DeliveryState, EntityType, FieldMapping, NewConfiguration, NewEvent,
-        NewTarget, Operation, SourceFilter, SyncMode, System, TargetKind, TargetName,
+        ConflictStrategy, DeliveryState, EntityType, FieldMapping, MergeRules, NewConfiguration,
+        NewEvent, NewTarget, Operation, SourceFilter, SyncMode, System, TargetKind, TargetName,
     },
     relay::Relay,
     store::{DeliveryFilter, EventFilter},
@@ -209,6 +209,7 @@ impl Mesh {
                             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
                             .collect(),
                     ),
+                    merge_rules: MergeRules::default(),
                     enabled: true,
                 },
                 "tester",

@@ -14,8 +14,8 @@ use harsha_sync::{
     SqlSyncStore, SyncError, SyncStore,
     domain::{
         Attempt, AttemptOutcome, ConfigurationPatch, ConflictStrategy, DeliveryState, EntityType,
-        FieldMapping, NewConfiguration, NewEvent, NewTarget, Operation, SourceFilter, SyncMode,
-        System, TargetKind, TargetName, TargetPatch,
+        FieldMapping, MergeRules, NewConfiguration, NewEvent, NewTarget, Operation, SourceFilter,
+        SyncMode, System, TargetKind, TargetName, TargetPatch,
     },
     store::{DeliveryFilter, EventFilter, Finished},
 };
@@ -72,6 +72,7 @@ fn route(entity: &str, source: SourceFilter, to: &str, mode: SyncMode) -> NewCon
         strategy: ConflictStrategy::SourceWins,
         business_rule: None,
         mapping: FieldMapping::default(),
+        merge_rules: MergeRules::default(),
         enabled: true,
     }
 }

@@ -30,6 +30,7 @@ CREATE TABLE sync_configurations (
     CHECK (conflict_strategy IN ('source_wins', 'target_wins', 'merge', 'business_rule', 'manual')),
   business_rule text,
   field_mapping jsonb NOT NULL DEFAULT '{}',
+  merge_rules jsonb NOT NULL DEFAULT '{}',
   enabled boolean NOT NULL,
   created_at timestamptz NOT NULL,
   updated_at timestamptz NOT NULL,
@@ -95,7 +96,8 @@ CREATE TABLE sync_deliveries (
   configuration_id text NOT NULL,
   entity_type text NOT NULL,
   entity_key text NOT NULL,
-  state text NOT NULL CHECK (state IN ('pending', 'in_flight', 'delivered', 'dead')),
+  state text NOT NULL CHECK (state IN ('pending', 'in_flight', 'delivered', 'dead', 'held', 'skipped')),
+  payload jsonb,
   attempts integer NOT NULL DEFAULT 0,
   next_attempt_at timestamptz NOT NULL,
   lease_until timestamptz,
@@ -108,7 +110,7 @@ CREATE TABLE sync_deliveries (
 CREATE INDEX idx_sync_deliveries_due ON sync_deliveries (next_attempt_at, position)
   WHERE state = 'pending';
 CREATE INDEX idx_sync_deliveries_waiting ON sync_deliveries (target, entity_type, entity_key, position)
-  WHERE state IN ('pending', 'in_flight');
+  WHERE state IN ('pending', 'in_flight', 'held');
 CREATE INDEX idx_sync_deliveries_state ON sync_deliveries (state, target, position);
 CREATE INDEX idx_sync_deliveries_position ON sync_deliveries (position);
 

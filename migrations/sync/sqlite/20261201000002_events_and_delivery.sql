@@ -25,6 +25,7 @@ CREATE TABLE sync_configurations (
     CHECK (conflict_strategy IN ('source_wins', 'target_wins', 'merge', 'business_rule', 'manual')),
   business_rule TEXT,
   field_mapping TEXT NOT NULL DEFAULT '{}',
+  merge_rules TEXT NOT NULL DEFAULT '{}',
   enabled BOOLEAN NOT NULL,
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,
@@ -66,7 +67,8 @@ CREATE TABLE sync_deliveries (
   configuration_id TEXT NOT NULL,
   entity_type TEXT NOT NULL,
   entity_key TEXT NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'delivered', 'dead')),
+  state TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'delivered', 'dead', 'held', 'skipped')),
+  payload TEXT,
   attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_at TEXT NOT NULL,
   lease_until TEXT,
@@ -78,7 +80,7 @@ CREATE TABLE sync_deliveries (
 CREATE INDEX idx_sync_deliveries_due ON sync_deliveries (next_attempt_at, position)
   WHERE state = 'pending';
 CREATE INDEX idx_sync_deliveries_waiting ON sync_deliveries (target, entity_type, entity_key, position)
-  WHERE state IN ('pending', 'in_flight');
+  WHERE state IN ('pending', 'in_flight', 'held');
 CREATE INDEX idx_sync_deliveries_state ON sync_deliveries (state, target, position);
 CREATE INDEX idx_sync_deliveries_position ON sync_deliveries (position);
 

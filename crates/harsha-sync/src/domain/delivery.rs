@@ -27,6 +27,10 @@ pub enum DeliveryState {
     Delivered,
     /// Given up on.
     Dead,
+    /// Waiting for a person to settle a conflict.
+    Held,
+    /// Not sent: a conflict kept the target's version.
+    Skipped,
 }
 
 impl DeliveryState {
@@ -37,6 +41,8 @@ impl DeliveryState {
             Self::InFlight => "in_flight",
             Self::Delivered => "delivered",
             Self::Dead => "dead",
+            Self::Held => "held",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -47,6 +53,8 @@ impl DeliveryState {
             "in_flight" => Ok(Self::InFlight),
             "delivered" => Ok(Self::Delivered),
             "dead" => Ok(Self::Dead),
+            "held" => Ok(Self::Held),
+            "skipped" => Ok(Self::Skipped),
             other => Err(ValueError(format!("unknown delivery state {other:?}"))),
         }
     }

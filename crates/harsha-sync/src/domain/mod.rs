@@ -1,14 +1,17 @@
 //! The Sync service's types and rules, free of the database and the wire:
 //! the systems and entity types events may name ([`values`]), events
-//! ([`event`]), targets and routing configurations ([`routing`]), and the
+//! ([`event`]), targets and routing configurations ([`routing`]), the
 //! rules of delivery — backoff, which answers are retried, signatures
-//! ([`delivery`]).
+//! ([`delivery`]) — and conflicts: detection's three-way view, the
+//! strategies, and the manual workflow's steps ([`conflict`]).
 
+pub mod conflict;
 pub mod delivery;
 pub mod event;
 pub mod routing;
 pub mod values;
 
+pub use conflict::{Conflict, ConflictStatus, MergeRules, Resolution};
 pub use delivery::{Attempt, AttemptOutcome, Delivery, DeliveryState, Verdict};
 pub use event::{Event, NewEvent, Operation};
 pub use routing::{

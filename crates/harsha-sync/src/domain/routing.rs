@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::values::{EntityType, System, TargetName, ValueError};
+use super::{
+    conflict::MergeRules,
+    values::{EntityType, System, TargetName, ValueError},
+};
 
 /// The shortest signing secret accepted.
 pub const MIN_SECRET: usize = 16;
@@ -348,6 +351,8 @@ pub struct NewConfiguration {
     pub business_rule: Option<String>,
     /// Field renames.
     pub mapping: FieldMapping,
+    /// How a merge settles fields changed on both sides.
+    pub merge_rules: MergeRules,
     /// Whether it is used.
     pub enabled: bool,
 }
@@ -371,6 +376,8 @@ pub struct Configuration {
     pub business_rule: Option<String>,
     /// Field renames.
     pub mapping: FieldMapping,
+    /// How a merge settles fields changed on both sides.
+    pub merge_rules: MergeRules,
     /// Whether it is used.
     pub enabled: bool,
     /// Created.
@@ -393,6 +400,8 @@ pub struct ConfigurationPatch {
     pub business_rule: Option<Option<String>>,
     /// New mapping.
     pub mapping: Option<FieldMapping>,
+    /// New merge rules.
+    pub merge_rules: Option<MergeRules>,
     /// Enable or disable.
     pub enabled: Option<bool>,
 }

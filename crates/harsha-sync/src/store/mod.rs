@@ -14,8 +14,10 @@ pub use sql::SqlSyncStore;
 use crate::{
     SyncError,
     domain::{
-        Attempt, Configuration, ConfigurationPatch, Delivery, DeliveryState, Event, FieldMapping,
-        NewConfiguration, NewEvent, NewTarget, Target, TargetName, TargetPatch,
+        Attempt, Configuration, ConfigurationPatch, Conflict, ConflictStatus, Delivery,
+        DeliveryState, Event, FieldMapping, NewConfiguration, NewEvent, NewTarget, Target,
+        TargetName, TargetPatch,
+        conflict::{Action, HistoryEntry},
     },
 };
 
@@ -28,6 +30,23 @@ pub struct Recorded {
     pub duplicate: bool,
     /// How many targets it was routed to (0 for a duplicate).
     pub routed_to: u32,
+    /// For how many of them it conflicted.
+    pub conflicts: u32,
+}
+
+/// Which conflicts to list.
+#[derive(Debug, Clone, Default)]
+pub struct ConflictFilter {
+    /// In this status.
+    pub status: Option<ConflictStatus>,
+    /// Of this entity type.
+    pub entity_type: Option<String>,
+    /// Of this entity (with `entity_type`).
+    pub entity_key: Option<String>,
+    /// Given to this person.
+    pub assignee: Option<String>,
+    /// Only those open longer than [`STALE_AFTER`](crate::domain::conflict::STALE_AFTER).
+    pub stale_only: bool,
 }
 
 /// Which events to list.
@@ -198,4 +217,27 @@ pub trait SyncStore: Send + Sync {
     /// Makes sure `sync_events` has a partition for every month up to the
     /// month of `through` (PostgreSQL); the partitions added.
     async fn ensure_partitions(&self, through: NaiveDate) -> Result<Vec<String>, SyncError>;
+
+    /// A page of conflicts, newest first, and how many are stale in all.
+    async fn conflicts(
+        &self,
+        filter: &ConflictFilter,
+        size: u32,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Page<Conflict>, u64), SyncError>;
+
+    /// One conflict and its history, oldest step first.
+    async fn conflict(&self, id: &str) -> Result<(Conflict, Vec<HistoryEntry>), SyncError>;
+
+    /// Takes a workflow step for `actor`; closing releases the entity's
+    /// held delivery with the resolved entity. All in one transaction.
+    async fn advance(
+        &self,
+        id: &str,
+        action: Action,
+        actor: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Conflict, SyncError>;
 }

@@ -20,13 +20,17 @@ use serde_json::{Map, Value};
 use sqlx::{AssertSqlSafe, error::ErrorKind, types::Json};
 use uuid::Uuid;
 
-use super::{Claim, DeliveryFilter, EventFilter, Finished, Recorded, SyncStore};
+use super::{Claim, ConflictFilter, DeliveryFilter, EventFilter, Finished, Recorded, SyncStore};
 use crate::{
     SyncError,
     domain::{
         Attempt, AttemptOutcome, Configuration, ConfigurationPatch, ConflictStrategy, Delivery,
         DeliveryState, EntityType, Event, FieldMapping, NewConfiguration, NewEvent, NewTarget,
         Operation, SourceFilter, SyncMode, System, Target, TargetKind, TargetName, TargetPatch,
+        conflict::{
+            Action, Conflict, ConflictStatus, Decision, HistoryEntry, MergeRules, Refusal,
+            Resolution, STALE_AFTER, Side, apply, conflicting_fields, decide, three_way,
+        },
         routing,
     },
 };
@@ -41,7 +45,7 @@ const TARGET_COLUMNS: &str =
     "name, system, kind, url, secret, timeout_ms, max_attempts, enabled, created_at, updated_at";
 
 const CONFIGURATION_COLUMNS: &str = "id, entity_type, source_system, target, mode, conflict_strategy, \
-     business_rule, field_mapping, enabled, created_at, updated_at, updated_by";
+     business_rule, field_mapping, enabled, created_at, updated_at, updated_by, merge_rules";
 
 const DELIVERY_COLUMNS: &str = "position, target, configuration_id, entity_type, entity_key, state, attempts, \
      next_attempt_at, last_error, created_at, delivered_at";
@@ -54,6 +58,338 @@ const ROUTE: &str = "INSERT INTO sync_deliveries (target, position, configuratio
      JOIN sync_targets t ON t.name = c.target \
      WHERE c.enabled AND c.mode = 'realtime' AND c.entity_type = $2 \
      AND (c.source_system = '*' OR c.source_system = $5) AND t.system <> $5";
+
+/// The routes a conflicting event takes ($1 entity type, $2 source system),
+/// as [`ROUTE`] chooses them, read for a decision per route.
+const ROUTES: &str = "SELECT c.id, c.target, c.conflict_strategy, c.business_rule, c.merge_rules \
+     FROM sync_configurations c JOIN sync_targets t ON t.name = c.target \
+     WHERE c.enabled AND c.mode = 'realtime' AND c.entity_type = $1 \
+     AND (c.source_system = '*' OR c.source_system = $2) AND t.system <> $2 ORDER BY c.target";
+
+#[derive(sqlx::FromRow)]
+struct RouteRow {
+    id: String,
+    target: String,
+    conflict_strategy: String,
+    business_rule: Option<String>,
+    merge_rules: Json<BTreeMap<String, String>>,
+}
+
+/// A delivery to write for a conflicting event.
+struct SettledDelivery {
+    target: String,
+    configuration_id: String,
+    state: DeliveryState,
+    payload: Option<Map<String, Value>>,
+}
+
+/// The actor of the service's own workflow steps.
+const SYNC_ACTOR: &str = "sync";
+
+/// Settles a conflicting event for each of its routes by the route's
+/// strategy: the delivery to write (pending, pending with a merged entity,
+/// skipped, or held for a person), the conflict, and its first history
+/// entries.
+fn detect(
+    position: i64,
+    change: &NewEvent,
+    competing: &Event,
+    base: Option<Map<String, Value>>,
+    routes: Vec<RouteRow>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(SettledDelivery, Conflict, Vec<HistoryEntry>)>, SyncError> {
+    let source = Side {
+        system: change.source_system,
+        version: change.entity_version,
+        payload: change.payload.clone(),
+        occurred_at: change.occurred_at,
+    };
+    let other = Side {
+        system: competing.change.source_system,
+        version: competing.change.entity_version,
+        payload: competing.change.payload.clone(),
+        occurred_at: competing.change.occurred_at,
+    };
+    let view = three_way(base.as_ref(), &source.payload, &other.payload);
+    let fields = conflicting_fields(&view);
+    let mut detected = Vec::with_capacity(routes.len());
+    for route in routes {
+        let strategy = ConflictStrategy::parse(&route.conflict_strategy)
+            .map_err(|e| SyncError::corrupt("conflict_strategy", e))?;
+        let rules = MergeRules(route.merge_rules.0);
+        let decision = decide(
+            strategy,
+            route.business_rule.as_deref(),
+            &rules,
+            &view,
+            &source,
+            &other,
+        );
+        let (state, payload, resolution, resolved) = match &decision {
+            Decision::Source => (
+                DeliveryState::Pending,
+                None,
+                Some(Resolution::Source),
+                Some(source.payload.clone()),
+            ),
+            Decision::Target => (
+                DeliveryState::Skipped,
+                None,
+                Some(Resolution::Target),
+                Some(other.payload.clone()),
+            ),
+            Decision::Merged(merged) => (
+                DeliveryState::Pending,
+                Some(merged.clone()),
+                Some(Resolution::Merged),
+                Some(merged.clone()),
+            ),
+            Decision::Manual => (DeliveryState::Held, None, None, None),
+        };
+        let auto = resolution.is_some();
+        let conflict = Conflict {
+            id: Uuid::now_v7().to_string(),
+            position,
+            target: route.target.clone(),
+            configuration_id: route.id.clone(),
+            entity_type: change.entity_type.to_string(),
+            entity_key: change.entity_key.clone(),
+            source_system: source.system,
+            competing_system: other.system,
+            base_version: change.base_version,
+            source_version: source.version,
+            competing_version: other.version,
+            base: base.clone(),
+            source: source.payload.clone(),
+            competing: other.payload.clone(),
+            conflicting_fields: fields.clone(),
+            strategy,
+            auto_resolved: auto,
+            resolution,
+            resolved,
+            status: if auto {
+                ConflictStatus::Closed
+            } else {
+                ConflictStatus::Detected
+            },
+            assignee: None,
+            due_at: None,
+            resolved_by: auto.then(|| SYNC_ACTOR.to_owned()),
+            validated_by: None,
+            detected_at: now,
+            updated_at: now,
+            closed_at: auto.then_some(now),
+        };
+        let mut history = vec![HistoryEntry {
+            at: now,
+            actor: SYNC_ACTOR.to_owned(),
+            step: "detect".into(),
+            from: None,
+            to: ConflictStatus::Detected,
+            note: Some(format!(
+                "{} version {} (made on version {}) meets {} version {}",
+                source.system, source.version, change.base_version, other.system, other.version
+            )),
+        }];
+        if auto {
+            history.push(HistoryEntry {
+                at: now,
+                actor: SYNC_ACTOR.to_owned(),
+                step: "auto_resolve".into(),
+                from: Some(ConflictStatus::Detected),
+                to: ConflictStatus::Closed,
+                note: Some(format!(
+                    "{} by the {} strategy",
+                    decision.resolution(),
+                    strategy.as_str()
+                )),
+            });
+        }
+        detected.push((
+            SettledDelivery {
+                target: route.target,
+                configuration_id: route.id,
+                state,
+                payload,
+            },
+            conflict,
+            history,
+        ));
+    }
+    Ok(detected)
+}
+
+const CONFLICT_COLUMNS: &str = "id, position, target, configuration_id, entity_type, entity_key, source_system, \
+     competing_system, base_version, source_version, competing_version, base_payload, source_payload, \
+     competing_payload, conflicting_fields, strategy, auto_resolved, resolution, resolved_payload, status, \
+     assignee, due_at, resolved_by, validated_by, detected_at, updated_at, closed_at";
+
+/// Inserts a [`Conflict`] on `$conn`.
+macro_rules! insert_conflict {
+    ($conn:expr, $conflict:expr) => {{
+        let c: &Conflict = $conflict;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO sync_conflicts ({CONFLICT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+        )))
+        .bind(&c.id)
+        .bind(c.position)
+        .bind(&c.target)
+        .bind(&c.configuration_id)
+        .bind(&c.entity_type)
+        .bind(&c.entity_key)
+        .bind(c.source_system.as_str())
+        .bind(c.competing_system.as_str())
+        .bind(c.base_version)
+        .bind(c.source_version)
+        .bind(c.competing_version)
+        .bind(c.base.as_ref().map(Json))
+        .bind(Json(&c.source))
+        .bind(Json(&c.competing))
+        .bind(Json(&c.conflicting_fields))
+        .bind(c.strategy.as_str())
+        .bind(c.auto_resolved)
+        .bind(c.resolution.map(Resolution::as_str))
+        .bind(c.resolved.as_ref().map(Json))
+        .bind(c.status.as_str())
+        .bind(c.assignee.as_deref())
+        .bind(c.due_at)
+        .bind(c.resolved_by.as_deref())
+        .bind(c.validated_by.as_deref())
+        .bind(c.detected_at)
+        .bind(c.updated_at)
+        .bind(c.closed_at)
+        .execute($conn)
+        .await?
+    }};
+}
+
+/// Inserts a [`HistoryEntry`] of conflict `$id` on `$conn`.
+macro_rules! insert_history {
+    ($conn:expr, $id:expr, $entry:expr) => {{
+        let entry: &HistoryEntry = $entry;
+        sqlx::query(
+            "INSERT INTO sync_conflict_history (conflict_id, at, actor, step, from_status, to_status, note) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($id)
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.step)
+        .bind(entry.from.map(ConflictStatus::as_str))
+        .bind(entry.to.as_str())
+        .bind(entry.note.as_deref())
+        .execute($conn)
+        .await?
+    }};
+}
+
+#[derive(sqlx::FromRow)]
+struct ConflictRow {
+    id: String,
+    position: i64,
+    target: String,
+    configuration_id: String,
+    entity_type: String,
+    entity_key: String,
+    source_system: String,
+    competing_system: String,
+    base_version: i64,
+    source_version: i64,
+    competing_version: i64,
+    base_payload: Option<Json<Map<String, Value>>>,
+    source_payload: Json<Map<String, Value>>,
+    competing_payload: Json<Map<String, Value>>,
+    conflicting_fields: Json<Vec<String>>,
+    strategy: String,
+    auto_resolved: bool,
+    resolution: Option<String>,
+    resolved_payload: Option<Json<Map<String, Value>>>,
+    status: String,
+    assignee: Option<String>,
+    due_at: Option<DateTime<Utc>>,
+    resolved_by: Option<String>,
+    validated_by: Option<String>,
+    detected_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ConflictRow> for Conflict {
+    type Error = SyncError;
+
+    fn try_from(row: ConflictRow) -> Result<Self, SyncError> {
+        Ok(Conflict {
+            source_system: System::parse(&row.source_system)
+                .map_err(|e| SyncError::corrupt("source_system", e))?,
+            competing_system: System::parse(&row.competing_system)
+                .map_err(|e| SyncError::corrupt("competing_system", e))?,
+            strategy: ConflictStrategy::parse(&row.strategy)
+                .map_err(|e| SyncError::corrupt("strategy", e))?,
+            resolution: row
+                .resolution
+                .as_deref()
+                .map(Resolution::parse)
+                .transpose()
+                .map_err(|e| SyncError::corrupt("resolution", e))?,
+            status: ConflictStatus::parse(&row.status)
+                .map_err(|e| SyncError::corrupt("status", e))?,
+            id: row.id,
+            position: row.position,
+            target: row.target,
+            configuration_id: row.configuration_id,
+            entity_type: row.entity_type,
+            entity_key: row.entity_key,
+            base_version: row.base_version,
+            source_version: row.source_version,
+            competing_version: row.competing_version,
+            base: row.base_payload.map(|p| p.0),
+            source: row.source_payload.0,
+            competing: row.competing_payload.0,
+            conflicting_fields: row.conflicting_fields.0,
+            auto_resolved: row.auto_resolved,
+            resolved: row.resolved_payload.map(|p| p.0),
+            assignee: row.assignee,
+            due_at: row.due_at,
+            resolved_by: row.resolved_by,
+            validated_by: row.validated_by,
+            detected_at: row.detected_at,
+            updated_at: row.updated_at,
+            closed_at: row.closed_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    at: DateTime<Utc>,
+    actor: String,
+    step: String,
+    from_status: Option<String>,
+    to_status: String,
+    note: Option<String>,
+}
+
+impl TryFrom<HistoryRow> for HistoryEntry {
+    type Error = SyncError;
+
+    fn try_from(row: HistoryRow) -> Result<Self, SyncError> {
+        Ok(HistoryEntry {
+            from: row
+                .from_status
+                .as_deref()
+                .map(ConflictStatus::parse)
+                .transpose()
+                .map_err(|e| SyncError::corrupt("from_status", e))?,
+            to: ConflictStatus::parse(&row.to_status)
+                .map_err(|e| SyncError::corrupt("to_status", e))?,
+            at: row.at,
+            actor: row.actor,
+            step: row.step,
+            note: row.note,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct EventRow {
@@ -147,6 +483,7 @@ struct ConfigurationRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     updated_by: String,
+    merge_rules: Json<BTreeMap<String, String>>,
 }
 
 impl TryFrom<ConfigurationRow> for Configuration {
@@ -160,6 +497,7 @@ impl TryFrom<ConfigurationRow> for Configuration {
             strategy: ConflictStrategy::parse(&row.conflict_strategy)
                 .map_err(|e| SyncError::corrupt("conflict_strategy", e))?,
             mapping: FieldMapping(row.field_mapping.0),
+            merge_rules: MergeRules(row.merge_rules.0),
             id: row.id,
             entity_type: row.entity_type,
             target: row.target,
@@ -273,7 +611,8 @@ struct ClaimTargetRow {
 
 const CLAIM_COLUMNS: &str = "d.position, d.target, d.configuration_id, d.entity_type, d.entity_key, d.state, \
      d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.delivered_at, \
-     e.event_id, e.idempotency_key, e.source_system, e.operation, e.event_type, e.payload, \
+     e.event_id, e.idempotency_key, e.source_system, e.operation, e.event_type, \
+     COALESCE(d.payload, e.payload) AS payload, \
      e.entity_version, e.base_version, e.occurred_at, e.created_at AS recorded_at, e.correlation_id, \
      c.field_mapping, t.system AS t_system, t.kind AS t_kind, t.url AS t_url, t.secret AS t_secret, \
      t.timeout_ms AS t_timeout_ms, t.max_attempts AS t_max_attempts, t.enabled AS t_enabled, \
@@ -330,6 +669,7 @@ impl TryFrom<ClaimRow> for Claim {
 enum Param {
     Text(String),
     Int(i64),
+    Time(DateTime<Utc>),
 }
 
 /// Binds `$params` (a `Vec<Param>`) to `$query` in order.
@@ -340,6 +680,7 @@ macro_rules! bind_all {
             query = match param {
                 Param::Text(text) => query.bind(text),
                 Param::Int(int) => query.bind(int),
+                Param::Time(time) => query.bind(time),
             };
         }
         query
@@ -419,6 +760,11 @@ impl SyncStore for SqlSyncStore {
         let select_event = format!(
             "SELECT {EVENT_COLUMNS} FROM sync_events WHERE position = $1 AND created_at = $2"
         );
+        let competing_sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM sync_events WHERE entity_type = $1 AND entity_key = $2 \
+             AND source_system <> $3 AND entity_version > $4 AND position < $5 \
+             ORDER BY entity_version DESC, position DESC LIMIT 1"
+        );
         let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
@@ -459,7 +805,7 @@ impl SyncStore for SqlSyncStore {
                         .bind(at)
                         .fetch_one(&mut *tx)
                         .await?;
-                    recorded.push(Recorded { event: Event::try_from(row)?, duplicate: true, routed_to: 0 });
+                    recorded.push(Recorded { event: Event::try_from(row)?, duplicate: true, routed_to: 0, conflicts: 0 });
                     continue;
                 }
                 let event_id = Uuid::now_v7().to_string();
@@ -482,19 +828,82 @@ impl SyncStore for SqlSyncStore {
                 .bind(change.correlation_id.as_deref())
                 .execute(&mut *tx)
                 .await?;
-                let routed = sqlx::query(ROUTE)
-                    .bind(position)
-                    .bind(change.entity_type.as_str())
-                    .bind(&change.entity_key)
-                    .bind(now)
-                    .bind(change.source_system.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                // A versioned change is checked against the newest version
+                // another system reported since its base.
+                let competing: Option<EventRow> = if change.base_version > 0 {
+                    sqlx::query_as(AssertSqlSafe(competing_sql.clone()))
+                        .bind(change.entity_type.as_str())
+                        .bind(&change.entity_key)
+                        .bind(change.source_system.as_str())
+                        .bind(change.base_version)
+                        .bind(position)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                } else {
+                    None
+                };
+                let (routed, conflicts) = match competing {
+                    None => {
+                        let routed = sqlx::query(ROUTE)
+                            .bind(position)
+                            .bind(change.entity_type.as_str())
+                            .bind(&change.entity_key)
+                            .bind(now)
+                            .bind(change.source_system.as_str())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        (routed, 0)
+                    }
+                    Some(competing) => {
+                        let competing = Event::try_from(competing)?;
+                        let base: Option<Json<Map<String, Value>>> = sqlx::query_scalar(
+                            "SELECT payload FROM sync_events WHERE entity_type = $1 AND entity_key = $2 \
+                             AND entity_version = $3 AND position < $4 ORDER BY position DESC LIMIT 1",
+                        )
+                        .bind(change.entity_type.as_str())
+                        .bind(&change.entity_key)
+                        .bind(change.base_version)
+                        .bind(position)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let routes: Vec<RouteRow> = sqlx::query_as(ROUTES)
+                            .bind(change.entity_type.as_str())
+                            .bind(change.source_system.as_str())
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        let base = base.map(|b| b.0);
+                        let detected = detect(position, &change, &competing, base, routes, now)?;
+                        let count = detected.len() as u64;
+                        for (delivery, conflict, history) in detected {
+                            sqlx::query(
+                                "INSERT INTO sync_deliveries (target, position, configuration_id, entity_type, entity_key, \
+                                 state, payload, attempts, next_attempt_at, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
+                            )
+                            .bind(&delivery.target)
+                            .bind(position)
+                            .bind(&delivery.configuration_id)
+                            .bind(change.entity_type.as_str())
+                            .bind(&change.entity_key)
+                            .bind(delivery.state.as_str())
+                            .bind(delivery.payload.as_ref().map(Json))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            insert_conflict!(&mut *tx, &conflict);
+                            for entry in &history {
+                                insert_history!(&mut *tx, &conflict.id, entry);
+                            }
+                        }
+                        (count, count)
+                    }
+                };
                 recorded.push(Recorded {
                     event: Event { position, event_id, change, recorded_at: now },
                     duplicate: false,
                     routed_to: u32::try_from(routed).unwrap_or(u32::MAX),
+                    conflicts: u32::try_from(conflicts).unwrap_or(u32::MAX),
                 });
             }
             tx.commit().await?;
@@ -695,7 +1104,7 @@ impl SyncStore for SqlSyncStore {
         let inserted = pg_dispatch!(&self.pool, pool => {
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO sync_configurations ({CONFIGURATION_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)"
             )))
             .bind(&id)
             .bind(c.entity_type.as_str())
@@ -708,6 +1117,7 @@ impl SyncStore for SqlSyncStore {
             .bind(c.enabled)
             .bind(now)
             .bind(actor)
+            .bind(Json(&c.merge_rules.0))
             .execute(pool)
             .await
             .map(drop)
@@ -798,6 +1208,7 @@ impl SyncStore for SqlSyncStore {
             }
             if let Some(rule) = patch.business_rule { c.business_rule = rule; }
             if let Some(mapping) = patch.mapping { c.mapping = mapping; }
+            if let Some(rules) = patch.merge_rules { c.merge_rules = rules; }
             if let Some(enabled) = patch.enabled { c.enabled = enabled; }
             routing::check_rule(c.strategy, c.business_rule.as_deref())
                 .map_err(|e| SyncError::invalid("configuration.business_rule", e))?;
@@ -805,7 +1216,7 @@ impl SyncStore for SqlSyncStore {
             c.updated_by = actor.to_owned();
             sqlx::query(
                 "UPDATE sync_configurations SET mode = $2, conflict_strategy = $3, business_rule = $4, \
-                 field_mapping = $5, enabled = $6, updated_at = $7, updated_by = $8 WHERE id = $1",
+                 field_mapping = $5, enabled = $6, updated_at = $7, updated_by = $8, merge_rules = $9 WHERE id = $1",
             )
             .bind(id)
             .bind(c.mode.as_str())
@@ -815,6 +1226,7 @@ impl SyncStore for SqlSyncStore {
             .bind(c.enabled)
             .bind(now)
             .bind(actor)
+            .bind(Json(&c.merge_rules.0))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -858,7 +1270,7 @@ impl SyncStore for SqlSyncStore {
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND t.enabled \
              AND NOT EXISTS (SELECT 1 FROM sync_deliveries p WHERE p.target = d.target \
                AND p.entity_type = d.entity_type AND p.entity_key = d.entity_key \
-               AND p.position < d.position AND p.state IN ('pending', 'in_flight')) \
+               AND p.position < d.position AND p.state IN ('pending', 'in_flight', 'held')) \
              ORDER BY d.position LIMIT $2{lock}"
         );
         let _turn = self.turn().await;
@@ -1121,5 +1533,152 @@ impl SyncStore for SqlSyncStore {
             month = next;
         }
         Ok(added)
+    }
+
+    async fn conflicts(
+        &self,
+        filter: &ConflictFilter,
+        size: u32,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Page<Conflict>, u64), SyncError> {
+        let stale_before = stored(now - STALE_AFTER);
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        if let Some((at, id)) = decode_token::<(DateTime<Utc>, String)>(token)? {
+            params.push(Param::Time(at));
+            params.push(Param::Text(id));
+            conditions.push("(detected_at < $1 OR (detected_at = $1 AND id < $2))".to_owned());
+        }
+        for (column, value) in [
+            ("status", filter.status.map(|s| s.as_str().to_owned())),
+            ("entity_type", filter.entity_type.clone()),
+            ("entity_key", filter.entity_key.clone()),
+            ("assignee", filter.assignee.clone()),
+        ] {
+            if let Some(value) = value {
+                params.push(Param::Text(value));
+                conditions.push(format!("{column} = ${}", params.len()));
+            }
+        }
+        if filter.stale_only {
+            params.push(Param::Time(stale_before));
+            conditions.push(format!(
+                "status <> 'closed' AND detected_at < ${}",
+                params.len()
+            ));
+        }
+        params.push(Param::Int(i64::from(size) + 1));
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {CONFLICT_COLUMNS} FROM sync_conflicts{filter_sql} \
+             ORDER BY detected_at DESC, id DESC LIMIT ${}",
+            params.len()
+        );
+        let (rows, stale): (Vec<ConflictRow>, i64) = pg_dispatch!(&self.pool, pool => {
+            let rows = bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?;
+            let stale = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sync_conflicts WHERE status <> 'closed' AND detected_at < $1",
+            )
+            .bind(stale_before)
+            .fetch_one(pool)
+            .await?;
+            (rows, stale)
+        });
+        let page = Page::from_rows(rows, size, |row| (row.detected_at, row.id.clone()))
+            .try_map(Conflict::try_from)?;
+        Ok((page, u64::try_from(stale).unwrap_or_default()))
+    }
+
+    async fn conflict(&self, id: &str) -> Result<(Conflict, Vec<HistoryEntry>), SyncError> {
+        let sql = format!("SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE id = $1");
+        let (row, history): (Option<ConflictRow>, Vec<HistoryRow>) = pg_dispatch!(&self.pool, pool => {
+            let row = sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+            let history = sqlx::query_as(
+                "SELECT at, actor, step, from_status, to_status, note FROM sync_conflict_history \
+                 WHERE conflict_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            (row, history)
+        });
+        let conflict =
+            Conflict::try_from(row.ok_or_else(|| SyncError::ConflictNotFound(id.to_owned()))?)?;
+        let history = history
+            .into_iter()
+            .map(HistoryEntry::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok((conflict, history))
+    }
+
+    #[tracing::instrument(name = "store.advance_conflict", skip_all, fields(step = action.step().as_str()))]
+    async fn advance(
+        &self,
+        id: &str,
+        action: Action,
+        actor: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Conflict, SyncError> {
+        let now = stored(now);
+        let select = format!(
+            "SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE id = $1{}",
+            match self.pool {
+                PgPool::Postgres(_) => " FOR UPDATE",
+                PgPool::Sqlite(_) => "",
+            }
+        );
+        let _turn = self.turn().await;
+        pg_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let row: Option<ConflictRow> = sqlx::query_as(AssertSqlSafe(select))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut conflict = Conflict::try_from(row.ok_or_else(|| SyncError::ConflictNotFound(id.to_owned()))?)?;
+            let entry = apply(&mut conflict, action, actor, note, now).map_err(|refusal| match refusal {
+                Refusal::NotNow(reason) => SyncError::FailedPrecondition(reason),
+                Refusal::Invalid(field, reason) => SyncError::invalid(field, reason),
+            })?;
+            sqlx::query(
+                "UPDATE sync_conflicts SET status = $2, assignee = $3, due_at = $4, resolution = $5, \
+                 resolved_payload = $6, resolved_by = $7, validated_by = $8, updated_at = $9, closed_at = $10 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(conflict.status.as_str())
+            .bind(conflict.assignee.as_deref())
+            .bind(conflict.due_at)
+            .bind(conflict.resolution.map(Resolution::as_str))
+            .bind(conflict.resolved.as_ref().map(Json))
+            .bind(conflict.resolved_by.as_deref())
+            .bind(conflict.validated_by.as_deref())
+            .bind(now)
+            .bind(conflict.closed_at)
+            .execute(&mut *tx)
+            .await?;
+            insert_history!(&mut *tx, id, &entry);
+            if conflict.status == ConflictStatus::Closed {
+                // The held delivery goes out with the resolved entity; the
+                // entity's later events follow it.
+                sqlx::query(
+                    "UPDATE sync_deliveries SET state = 'pending', payload = $3, next_attempt_at = $4 \
+                     WHERE target = $1 AND position = $2 AND state = 'held'",
+                )
+                .bind(&conflict.target)
+                .bind(conflict.position)
+                .bind(conflict.resolved.as_ref().map(Json))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(conflict)
+        })
     }
 }
