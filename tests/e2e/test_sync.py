@@ -11,6 +11,7 @@ import http.server
 import json
 import threading
 import time
+import urllib.request
 import uuid
 
 import grpc
@@ -329,3 +330,56 @@ def test_a_conflict_goes_through_the_manual_workflow_over_rest(mesh, webhook):
     assert [(h["step"], h["actor"]) for h in history] == [
         ("detect", "sync"), ("assign", "admin"), ("review", reviewer), ("resolve", reviewer),
         ("approve", "admin"), ("close", "admin")]
+
+
+def test_a_subscription_follows_the_stream_live_and_resumes_without_gaps(mesh):
+    key = f"DIWALI-{uuid.uuid4().hex[:6]}"
+
+    def publish(sync, n):
+        payload = struct_pb2.Struct()
+        payload.update({"window": n})
+        return sync.PublishEvent(pb.PublishEventRequest(
+            idempotency_key=f"{key}-{n}", source_system="crm", entity_type="FestivalWindow", entity_key=key,
+            operation=pb.OPERATION_UPDATE, payload=payload)).event.position
+
+    def mine(stream, count):
+        found = []
+        for reply in stream:
+            if reply.event.entity_key == key:
+                found.append(int(reply.event.payload["window"]))
+                if len(found) == count:
+                    return found
+        return found
+
+    with mesh.channel("sync") as channel:
+        sync = sync_pb2_grpc.SyncServiceStub(channel)
+        first = publish(sync, 1)
+        publish(sync, 2)
+        stream = sync.SubscribeEvents(pb.SubscribeEventsRequest(entity_types=["FestivalWindow"],
+                                                                after_position=first), timeout=30)
+        assert mine(stream, 1) == [2], "history after the resume point"
+        third = publish(sync, 3)
+        assert mine(stream, 1) == [3], "then live"
+        stream.cancel()
+        # Reconnecting with the last position received loses nothing.
+        publish(sync, 4)
+        resumed = sync.SubscribeEvents(pb.SubscribeEventsRequest(entity_types=["FestivalWindow"],
+                                                                 after_position=third), timeout=30)
+        assert mine(resumed, 1) == [4]
+        resumed.cancel()
+        with pytest.raises(grpc.RpcError) as refused:
+            next(iter(sync.SubscribeEvents(pb.SubscribeEventsRequest(entity_types=["Spaceship"]), timeout=10)))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    # Through the edge, as newline-delimited JSON that keeps coming.
+    request = urllib.request.Request(
+        mesh.edge_url(f"/v1/events:subscribe?entityTypes=FestivalWindow&afterPosition={first}"),
+        headers={"Authorization": f"Bearer {mesh.token()}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.headers["Content-Type"] == "application/x-ndjson"
+        windows = []
+        while len(windows) < 3:
+            event = json.loads(reply.readline())["event"]
+            if event.get("entityKey") == key:
+                windows.append(event["payload"]["window"])
+    assert windows == [2, 3, 4]

@@ -101,6 +101,15 @@ fn field<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> SyncErro
     move |error| SyncError::invalid(name, error)
 }
 
+/// Events read from the store at a time for a subscription.
+const SUBSCRIPTION_PAGE: u32 = 500;
+/// How long an idle subscription waits before looking for new events.
+const SUBSCRIPTION_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn field_at<E: std::fmt::Display>(name: &'static str, index: usize) -> impl FnOnce(E) -> SyncError {
+    move |error| SyncError::invalid(format!("{name}[{index}]"), error)
+}
+
 fn optional(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
@@ -777,6 +786,66 @@ impl SyncService for SyncGrpc {
             conflicts: i32::try_from(recorded.conflicts).unwrap_or(i32::MAX),
             event: Some(event_to_proto(recorded.event)),
         }))
+    }
+
+    type SubscribeEventsStream = std::pin::Pin<
+        Box<
+            dyn futures::Stream<Item = Result<pb::SubscribeEventsResponse, Status>>
+                + Send
+                + 'static,
+        >,
+    >;
+
+    #[tracing::instrument(name = "SyncService.SubscribeEvents", skip_all)]
+    async fn subscribe_events(
+        &self,
+        request: Request<pb::SubscribeEventsRequest>,
+    ) -> RpcResult<Self::SubscribeEventsStream> {
+        use futures::StreamExt as _;
+
+        let request = request.into_inner();
+        for (i, entity_type) in request.entity_types.iter().enumerate() {
+            EntityType::parse(entity_type).map_err(field_at("entity_types", i))?;
+        }
+        if request.after_position < 0 {
+            return Err(SyncError::invalid("after_position", "must not be negative").into());
+        }
+        let store = Arc::clone(self.store()?);
+        let start = if request.from_now {
+            None
+        } else {
+            Some(request.after_position)
+        };
+        // An unknown resume point is refused before the stream starts.
+        let cursor = store.stream_cursor(start).await?;
+        let types = request.entity_types;
+        let state = (store, cursor, std::collections::VecDeque::new());
+        let events = futures::stream::unfold(state, move |(store, mut cursor, mut buffer)| {
+            let types = types.clone();
+            async move {
+                loop {
+                    if let Some(event) = buffer.pop_front() {
+                        let reply = pb::SubscribeEventsResponse {
+                            event: Some(event_to_proto(event)),
+                        };
+                        return Some((Ok(reply), (store, cursor, buffer)));
+                    }
+                    match store.stream(cursor, &types, SUBSCRIPTION_PAGE).await {
+                        Ok(page) if page.is_empty() => tokio::time::sleep(SUBSCRIPTION_POLL).await,
+                        Ok(page) => {
+                            for (event, at) in page {
+                                cursor = at;
+                                buffer.push_back(event);
+                            }
+                        }
+                        Err(error) => {
+                            return Some((Err(Status::from(error)), (store, cursor, buffer)));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(events.boxed()))
     }
 
     #[tracing::instrument(name = "SyncService.GetEvent", skip_all)]

@@ -17,7 +17,7 @@ use harsha_sync::{
         FieldMapping, MergeRules, NewConfiguration, NewEvent, NewTarget, Operation, SourceFilter,
         SyncMode, System, TargetKind, TargetName, TargetPatch,
     },
-    store::{DeliveryFilter, EventFilter, Finished},
+    store::{DeliveryFilter, EventFilter, Finished, StreamCursor},
 };
 use harsha_testkit::TestDatabase;
 use serde_json::json;
@@ -30,6 +30,7 @@ harsha_testkit::on_sqlite_and_postgres!(
     targets_and_configurations_keep_their_rules,
     concurrent_producers_get_distinct_increasing_positions,
     events_list_by_entity_source_and_position,
+    subscriptions_resume_after_any_event_and_filter_by_type,
 );
 
 struct Fixture {
@@ -721,4 +722,121 @@ async fn postgres_keeps_monthly_event_partitions_ahead() {
             .await
             .unwrap();
     assert_eq!(in_month, 1);
+}
+
+async fn subscriptions_resume_after_any_event_and_filter_by_type(engine: Engine) {
+    let f = fixture(engine).await;
+    let mut positions = Vec::new();
+    for i in 0..6 {
+        let entity = if i % 2 == 0 { "Customer" } else { "Batch" };
+        let recorded = f
+            .record(vec![event(&format!("s{i}"), System::Crm, entity, "K")])
+            .await;
+        positions.push(recorded[0].event.position);
+    }
+    let start = f.store.stream_cursor(Some(0)).await.unwrap();
+    assert_eq!(start, StreamCursor::START);
+    let all = f.store.stream(start, &[], 100).await.unwrap();
+    let seen: Vec<i64> = all.iter().map(|(e, _)| e.position).collect();
+    assert_eq!(seen, positions);
+    // Resuming after the third event gives the rest, in order.
+    let third = f.store.stream_cursor(Some(positions[2])).await.unwrap();
+    let rest: Vec<i64> = f
+        .store
+        .stream(third, &[], 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.position)
+        .collect();
+    assert_eq!(rest, positions[3..]);
+    // Pages chain through their cursors.
+    let first_two = f.store.stream(start, &[], 2).await.unwrap();
+    let next = f.store.stream(first_two[1].1, &[], 2).await.unwrap();
+    assert_eq!(next[0].0.position, positions[2]);
+    let customers: Vec<i64> = f
+        .store
+        .stream(start, &["Customer".to_owned()], 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.position)
+        .collect();
+    assert_eq!(customers, [positions[0], positions[2], positions[4]]);
+    // From now: only what comes next.
+    let head = f.store.stream_cursor(None).await.unwrap();
+    assert!(f.store.stream(head, &[], 100).await.unwrap().is_empty());
+    let later = f
+        .record(vec![event("s-later", System::Crm, "Batch", "K")])
+        .await;
+    let after_head: Vec<i64> = f
+        .store
+        .stream(head, &[], 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.position)
+        .collect();
+    assert_eq!(after_head, [later[0].event.position]);
+    assert!(matches!(
+        f.store.stream_cursor(Some(999_999)).await,
+        Err(SyncError::EventNotFound(999_999))
+    ));
+}
+
+/// A recording transaction still open when a later one commits: the later
+/// event waits until the earlier one is visible, so a subscriber resuming
+/// from its last event never skips one.
+#[tokio::test]
+async fn postgres_subscriptions_never_skip_an_event_committed_late() {
+    use sqlx::Connection as _;
+
+    let database = TestDatabase::new(Role::Sync, Engine::Postgres).await;
+    let store = SqlSyncStore::new(database.db.pg_pool().unwrap());
+    store
+        .record(
+            vec![event("first", System::Crm, "Customer", "A")],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let (first, cursor) = store
+        .stream(StreamCursor::START, &[], 10)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    // A slow recorder: its position is drawn, its commit comes later.
+    let mut slow = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut tx = slow.begin().await.unwrap();
+    let slow_position: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_events (position, event_id, idempotency_key, source_system, entity_type, entity_key, \
+         operation, event_type, payload, occurred_at, created_at) VALUES (nextval('sync_event_position'), 'e', 'slow', \
+         'crm', 'Customer', 'B', 'update', 'x', '{}', now(), now()) RETURNING position",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let fast = store
+        .record(
+            vec![event("fast", System::Crm, "Customer", "C")],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert!(fast[0].event.position > slow_position);
+    assert!(
+        store.stream(cursor, &[], 10).await.unwrap().is_empty(),
+        "the fast event waits for the slow one"
+    );
+    tx.commit().await.unwrap();
+    let seen: Vec<i64> = store
+        .stream(cursor, &[], 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.position)
+        .collect();
+    assert_eq!(seen, [slow_position, fast[0].event.position]);
+    assert!(first.position < slow_position);
 }

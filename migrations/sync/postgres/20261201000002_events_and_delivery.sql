@@ -56,10 +56,15 @@ CREATE TABLE sync_events (
   occurred_at timestamptz NOT NULL,
   created_at timestamptz NOT NULL,
   correlation_id text,
+  -- The recording transaction: subscribers read in (recorded_xid, position)
+  -- order and only below the oldest transaction still running, so a
+  -- resumed subscription never skips an event committed late.
+  recorded_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
   PRIMARY KEY (position, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX idx_sync_events_entity ON sync_events (entity_type, entity_key, position);
 CREATE INDEX idx_sync_events_source ON sync_events (source_system, position);
+CREATE INDEX idx_sync_events_stream ON sync_events (recorded_xid, position);
 
 -- Rows recorded in a month without its own partition land here; the
 -- service keeps monthly partitions three months ahead, so this stays empty.

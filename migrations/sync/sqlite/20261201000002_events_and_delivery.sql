@@ -48,8 +48,12 @@ CREATE TABLE sync_events (
   base_version INTEGER NOT NULL DEFAULT 0,
   occurred_at TEXT NOT NULL,
   created_at TEXT NOT NULL,
-  correlation_id TEXT
+  correlation_id TEXT,
+  -- SQLite has one writer at a time, so events commit in position order:
+  -- the stream order (recorded_xid, position) is the position itself.
+  recorded_xid INTEGER NOT NULL
 );
+CREATE INDEX idx_sync_events_stream ON sync_events (recorded_xid, position);
 CREATE INDEX idx_sync_events_entity ON sync_events (entity_type, entity_key, position);
 CREATE INDEX idx_sync_events_source ON sync_events (source_system, position);
 CREATE INDEX idx_sync_events_created ON sync_events (created_at);

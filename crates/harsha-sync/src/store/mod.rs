@@ -49,6 +49,25 @@ pub struct ConflictFilter {
     pub stale_only: bool,
 }
 
+/// Where a subscriber stands in the stream, which is ordered by recording
+/// transaction, then position (on SQLite, whose writes are serial, both
+/// are the position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamCursor {
+    /// The recording transaction of the last event received.
+    pub xid: i64,
+    /// Its position.
+    pub position: i64,
+}
+
+impl StreamCursor {
+    /// Before every event.
+    pub const START: Self = Self {
+        xid: 0,
+        position: 0,
+    };
+}
+
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -217,6 +236,21 @@ pub trait SyncStore: Send + Sync {
     /// Makes sure `sync_events` has a partition for every month up to the
     /// month of `through` (PostgreSQL); the partitions added.
     async fn ensure_partitions(&self, through: NaiveDate) -> Result<Vec<String>, SyncError>;
+
+    /// Where a subscription resumes: after the event at `after` (`Some(0)`:
+    /// before every event), or at the end of the stream (`None`; events
+    /// still being recorded then are included).
+    async fn stream_cursor(&self, after: Option<i64>) -> Result<StreamCursor, SyncError>;
+
+    /// Up to `limit` events after `after` in stream order whose recording
+    /// can no longer be overtaken by a transaction still running, each
+    /// with its cursor; optionally of some entity types only.
+    async fn stream(
+        &self,
+        after: StreamCursor,
+        entity_types: &[String],
+        limit: u32,
+    ) -> Result<Vec<(Event, StreamCursor)>, SyncError>;
 
     /// A page of conflicts, newest first, and how many are stale in all.
     async fn conflicts(

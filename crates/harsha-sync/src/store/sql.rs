@@ -20,7 +20,9 @@ use serde_json::{Map, Value};
 use sqlx::{AssertSqlSafe, error::ErrorKind, types::Json};
 use uuid::Uuid;
 
-use super::{Claim, ConflictFilter, DeliveryFilter, EventFilter, Finished, Recorded, SyncStore};
+use super::{
+    Claim, ConflictFilter, DeliveryFilter, EventFilter, Finished, Recorded, StreamCursor, SyncStore,
+};
 use crate::{
     SyncError,
     domain::{
@@ -389,6 +391,14 @@ impl TryFrom<HistoryRow> for HistoryEntry {
             note: row.note,
         })
     }
+}
+
+/// An event read for a subscription, with its recording transaction.
+#[derive(sqlx::FromRow)]
+struct StreamRow {
+    #[sqlx(flatten)]
+    event: EventRow,
+    stream_xid: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -760,6 +770,16 @@ impl SyncStore for SqlSyncStore {
         let select_event = format!(
             "SELECT {EVENT_COLUMNS} FROM sync_events WHERE position = $1 AND created_at = $2"
         );
+        // PostgreSQL stamps the recording transaction itself; on SQLite the
+        // stream order is the position.
+        let insert_event = match self.pool {
+            PgPool::Postgres(_) => format!(
+                "INSERT INTO sync_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ),
+            PgPool::Sqlite(_) => format!(
+                "INSERT INTO sync_events ({EVENT_COLUMNS}, recorded_xid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $1)"
+            ),
+        };
         let competing_sql = format!(
             "SELECT {EVENT_COLUMNS} FROM sync_events WHERE entity_type = $1 AND entity_key = $2 \
              AND source_system <> $3 AND entity_version > $4 AND position < $5 \
@@ -809,9 +829,7 @@ impl SyncStore for SqlSyncStore {
                     continue;
                 }
                 let event_id = Uuid::now_v7().to_string();
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO sync_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                )))
+                sqlx::query(AssertSqlSafe(insert_event.clone()))
                 .bind(position)
                 .bind(&event_id)
                 .bind(&change.idempotency_key)
@@ -1680,5 +1698,101 @@ impl SyncStore for SqlSyncStore {
             tx.commit().await?;
             Ok(conflict)
         })
+    }
+
+    async fn stream_cursor(&self, after: Option<i64>) -> Result<StreamCursor, SyncError> {
+        let row: Option<(String, i64)> = match (&self.pool, after) {
+            (_, Some(0)) => return Ok(StreamCursor::START),
+            (PgPool::Postgres(pool), None) => Some(
+                sqlx::query_as(
+                    "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric - 1)::text, \
+                     9223372036854775807::bigint",
+                )
+                .fetch_one(pool)
+                .await?,
+            ),
+            (PgPool::Sqlite(pool), None) => Some(
+                sqlx::query_as(
+                    "SELECT CAST(COALESCE(MAX(position), 0) AS TEXT), COALESCE(MAX(position), 0) FROM sync_events",
+                )
+                .fetch_one(pool)
+                .await?,
+            ),
+            (PgPool::Postgres(pool), Some(position)) => {
+                sqlx::query_as("SELECT recorded_xid::text, position FROM sync_events WHERE position = $1")
+                    .bind(position)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            (PgPool::Sqlite(pool), Some(position)) => {
+                sqlx::query_as(
+                    "SELECT CAST(recorded_xid AS TEXT), position FROM sync_events WHERE position = $1",
+                )
+                .bind(position)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        let (xid, position) = row.ok_or(SyncError::EventNotFound(after.unwrap_or_default()))?;
+        let xid = xid
+            .parse()
+            .map_err(|e| SyncError::corrupt("recorded_xid", e))?;
+        Ok(StreamCursor { xid, position })
+    }
+
+    async fn stream(
+        &self,
+        after: StreamCursor,
+        entity_types: &[String],
+        limit: u32,
+    ) -> Result<Vec<(Event, StreamCursor)>, SyncError> {
+        let types = if entity_types.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = (0..entity_types.len())
+                .map(|i| format!("${}", i + 4))
+                .collect();
+            format!(" AND entity_type IN ({})", list.join(", "))
+        };
+        let sql = match self.pool {
+            // Only transactions older than every one still running: the
+            // set below that line no longer changes.
+            PgPool::Postgres(_) => format!(
+                "SELECT {EVENT_COLUMNS}, recorded_xid::text AS stream_xid FROM sync_events \
+                 WHERE recorded_xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 AND (recorded_xid, position) > ($1::text::xid8, $2){types} \
+                 ORDER BY recorded_xid, position LIMIT $3"
+            ),
+            PgPool::Sqlite(_) => format!(
+                "SELECT {EVENT_COLUMNS}, CAST(recorded_xid AS TEXT) AS stream_xid FROM sync_events \
+                 WHERE (recorded_xid, position) > ($1, $2){types} \
+                 ORDER BY recorded_xid, position LIMIT $3"
+            ),
+        };
+        let rows: Vec<StreamRow> = pg_dispatch!(&self.pool, pool => {
+            // The transaction id travels as text (xid8 on PostgreSQL).
+            let mut query = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(after.xid.to_string())
+                .bind(after.position)
+                .bind(i64::from(limit));
+            for entity_type in entity_types {
+                query = query.bind(entity_type.as_str());
+            }
+            query.fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|row| {
+                let xid = row
+                    .stream_xid
+                    .parse()
+                    .map_err(|e| SyncError::corrupt("recorded_xid", e))?;
+                let event = Event::try_from(row.event)?;
+                let cursor = StreamCursor {
+                    xid,
+                    position: event.position,
+                };
+                Ok((event, cursor))
+            })
+            .collect()
     }
 }
