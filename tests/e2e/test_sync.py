@@ -214,6 +214,12 @@ def test_failed_deliveries_dead_letter_and_replay_through_rest(mesh, webhook):
     assert call(mesh, "DELETE", f"/v1/configurations/{routes[0]['id']}", token=mesh.token()).status == 200
     refused = call(mesh, "DELETE", f"/v1/targets/{name}", token=mesh.token())
     assert refused.status == 400 and "1 undelivered" in refused.json["message"], refused.json
+    metrics = call(mesh, "GET", "/v1/sync-metrics", token=mesh.token())
+    assert metrics.status == 200, metrics.json
+    assert int(metrics.json["backlog"]["deadLettered"]) >= 1
+    assert "autoResolvedShare" in metrics.json["totals"]
+    assert call(mesh, "GET", "/v1/sync-metrics?since=2026-12-01T00:00:00Z&until=2026-11-01T00:00:00Z",
+                token=mesh.token()).status == 400
     replay = call(mesh, "POST", f"/v1/targets/{name}/dead-letters:replay", {}, token=mesh.token())
     assert replay.status == 200 and replay.json["replayed"] == 1
     delivered = webhook.wait(lambda body: body["idempotency_key"] == key)

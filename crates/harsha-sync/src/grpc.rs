@@ -32,6 +32,7 @@ use crate::{
         NewConfiguration, NewEvent, NewTarget, Operation, Resolution, SourceFilter, SyncMode,
         System, Target, TargetKind, TargetName, TargetPatch,
         conflict::{Action, ChangedIn, HistoryEntry, Pick},
+        metrics::{PeriodMetrics, auto_resolved_share},
         routing,
     },
     store::{ConflictFilter, DeliveryFilter, EventFilter},
@@ -1260,6 +1261,101 @@ impl SyncService for SyncGrpc {
             .await?;
         Ok(Response::new(pb::CloseConflictResponse {
             conflict: Some(conflict),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.GetSyncMetrics", skip_all)]
+    async fn get_sync_metrics(
+        &self,
+        request: Request<pb::GetSyncMetricsRequest>,
+    ) -> RpcResult<pb::GetSyncMetricsResponse> {
+        let request = request.into_inner();
+        let now = Utc::now();
+        let time = |at: Option<prost_types::Timestamp>, name: &'static str| {
+            at.map(|at| {
+                timestamp_from_proto(&at)
+                    .map(|t| t.and_utc())
+                    .ok_or_else(|| SyncError::invalid(name, "not a valid time"))
+            })
+            .transpose()
+        };
+        let until = time(request.until, "until")?.unwrap_or(now);
+        let since = time(request.since, "since")?.unwrap_or(until - chrono::Duration::hours(1));
+        if since >= until {
+            return Err(SyncError::invalid("since", "must be before until").into());
+        }
+        if until - since > chrono::Duration::days(31) {
+            return Err(SyncError::invalid("since", "a range of at most 31 days").into());
+        }
+        let store = self.store()?;
+        let periods = store.metrics(since, until).await?;
+        let backlog = store.backlog(now).await?;
+        let (_, stale) = store
+            .conflicts(
+                &ConflictFilter {
+                    stale_only: true,
+                    ..ConflictFilter::default()
+                },
+                1,
+                "",
+                now,
+            )
+            .await?;
+        let sum = |f: fn(&PeriodMetrics) -> i64| periods.iter().map(f).sum::<i64>();
+        let detected = sum(|p| p.conflicts_detected);
+        let auto = sum(|p| p.conflicts_auto_resolved);
+        let delivered = sum(|p| p.deliveries_delivered);
+        let seconds: i64 = periods.iter().map(|p| i64::from(p.period_seconds)).sum();
+        #[allow(clippy::cast_precision_loss)]
+        let per_second = if seconds > 0 {
+            delivered as f64 / seconds as f64
+        } else {
+            0.0
+        };
+        Ok(Response::new(pb::GetSyncMetricsResponse {
+            totals: Some(pb::SyncTotals {
+                events_recorded: sum(|p| p.events_recorded),
+                deliveries_delivered: delivered,
+                attempts_failed: sum(|p| p.attempts_failed),
+                dead_lettered: sum(|p| p.dead_lettered),
+                conflicts_detected: detected,
+                conflicts_auto_resolved: auto,
+                auto_resolved_share: auto_resolved_share(detected, auto),
+                worst_lag_p99_ms: periods
+                    .iter()
+                    .filter_map(|p| p.lag_ms.map(|l| l.p99))
+                    .max()
+                    .unwrap_or_default(),
+                deliveries_per_second: per_second,
+            }),
+            periods: periods
+                .into_iter()
+                .map(|p| {
+                    let lag = p.lag_ms.unwrap_or_default();
+                    pb::SyncPeriod {
+                        start_time: Some(timestamp_to_proto(p.period_start)),
+                        period_seconds: p.period_seconds,
+                        events_recorded: p.events_recorded,
+                        deliveries_delivered: p.deliveries_delivered,
+                        attempts_failed: p.attempts_failed,
+                        dead_lettered: p.dead_lettered,
+                        conflicts_detected: p.conflicts_detected,
+                        conflicts_auto_resolved: p.conflicts_auto_resolved,
+                        lag_p50_ms: lag.p50,
+                        lag_p95_ms: lag.p95,
+                        lag_p99_ms: lag.p99,
+                        lag_max_ms: lag.max,
+                    }
+                })
+                .collect(),
+            backlog: Some(pb::SyncBacklog {
+                pending: backlog.pending,
+                in_flight: backlog.in_flight,
+                held: backlog.held,
+                dead_lettered: backlog.dead_lettered,
+                oldest_pending_ms: backlog.oldest_pending_ms,
+            }),
+            stale_conflicts: i32::try_from(stale).unwrap_or(i32::MAX),
         }))
     }
 }

@@ -4,13 +4,14 @@
 //!
 //! Rooms with one-way doors: [`domain`] (types and rules), [`store`]
 //! (persistence), [`relay`] (the ERP outbox into the stream), [`dispatch`]
-//! (deliveries to targets) and [`grpc`] (the `harsha.sync.v1.SyncService`
-//! server).
+//! (deliveries to targets), [`jobs`] (metrics, partitions, retention) and
+//! [`grpc`] (the `harsha.sync.v1.SyncService` server).
 
 pub mod dispatch;
 pub mod domain;
 mod error;
 pub mod grpc;
+pub mod jobs;
 pub mod relay;
 pub mod store;
 

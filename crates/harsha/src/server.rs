@@ -493,10 +493,10 @@ async fn become_ready(
                     shutdown.clone(),
                 ));
             }
-            tokio::spawn(sync_partitions(
+            tokio::spawn(harsha_sync::jobs::run(
                 store,
-                sync.partition_months_ahead,
-                shutdown.clone(),
+                sync.upkeep,
+                shutdown.clone().cancelled_owned(),
             ));
         }
     }
@@ -569,34 +569,6 @@ async fn relay_outbox(
     Relay::new(erp, store, sync.relay_batch, wake)
         .run(sync.relay_interval, shutdown.cancelled_owned())
         .await;
-}
-
-/// Keeps monthly sync_events partitions `months_ahead` months ahead
-/// (PostgreSQL), at start and daily.
-async fn sync_partitions(
-    store: Arc<dyn harsha_sync::SyncStore>,
-    months_ahead: u32,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let today = chrono::Utc::now().date_naive();
-        let horizon = today
-            .checked_add_months(chrono::Months::new(months_ahead))
-            .unwrap_or(today);
-        match store.ensure_partitions(horizon).await {
-            Ok(added) if !added.is_empty() => {
-                tracing::info!(?added, "added sync_events partitions")
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(error = %harsha_store::status::error_chain(&error), "sync partition maintenance failed")
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
-        }
-    }
 }
 
 /// Keeps monthly partitions of the rule-application table three months

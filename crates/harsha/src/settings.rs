@@ -57,6 +57,12 @@ pub struct SyncSettings {
     pub dispatch_poll_ms: u64,
     /// Months of event partitions kept ahead.
     pub partition_months_ahead: u32,
+    /// Months events stay in the hot table.
+    pub retention_hot_months: u32,
+    /// Months events and attempts are kept in all.
+    pub retention_total_months: u32,
+    /// Months metrics are kept.
+    pub retention_metrics_months: u32,
 }
 
 /// What the Sync service runs with, checked.
@@ -70,8 +76,8 @@ pub struct SyncRuntime {
     pub relay_batch: u32,
     /// The dispatcher's settings.
     pub dispatch: harsha_sync::dispatch::DispatchSettings,
-    /// Months of event partitions kept ahead.
-    pub partition_months_ahead: u32,
+    /// Partitions ahead and retention.
+    pub upkeep: harsha_sync::jobs::Upkeep,
 }
 
 /// The `[edge]` section.
@@ -348,6 +354,12 @@ impl Settings {
             sync.relay_batch > 0 && sync.dispatch_batch > 0 && sync.dispatch_concurrency > 0,
             "sync.relay_batch, sync.dispatch_batch and sync.dispatch_concurrency must be positive"
         );
+        anyhow::ensure!(
+            sync.retention_hot_months >= 1
+                && sync.retention_total_months >= sync.retention_hot_months
+                && sync.retention_metrics_months >= 1,
+            "sync retention: hot months at least 1, total months at least the hot months, metrics months at least 1"
+        );
         Ok(SyncRuntime {
             relay_from: sync.relay_enabled.then(|| erp_url.to_owned()),
             relay_interval: std::time::Duration::from_millis(sync.relay_interval_ms),
@@ -357,7 +369,14 @@ impl Settings {
                 batch: sync.dispatch_batch,
                 poll: std::time::Duration::from_millis(sync.dispatch_poll_ms),
             },
-            partition_months_ahead: sync.partition_months_ahead,
+            upkeep: harsha_sync::jobs::Upkeep {
+                partition_months_ahead: sync.partition_months_ahead,
+                retention: harsha_sync::store::Retention {
+                    hot_months: sync.retention_hot_months,
+                    total_months: sync.retention_total_months,
+                    metrics_months: sync.retention_metrics_months,
+                },
+            },
         })
     }
 

@@ -3,11 +3,13 @@
 //! ([`event`]), targets and routing configurations ([`routing`]), the
 //! rules of delivery — backoff, which answers are retried, signatures
 //! ([`delivery`]) — and conflicts: detection's three-way view, the
-//! strategies, and the manual workflow's steps ([`conflict`]).
+//! strategies, and the manual workflow's steps ([`conflict`]) — and the
+//! figures of a period of sync ([`metrics`]).
 
 pub mod conflict;
 pub mod delivery;
 pub mod event;
+pub mod metrics;
 pub mod routing;
 pub mod values;
 

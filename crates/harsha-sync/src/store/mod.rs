@@ -18,6 +18,7 @@ use crate::{
         DeliveryState, Event, FieldMapping, NewConfiguration, NewEvent, NewTarget, Target,
         TargetName, TargetPatch,
         conflict::{Action, HistoryEntry},
+        metrics::PeriodMetrics,
     },
 };
 
@@ -66,6 +67,58 @@ impl StreamCursor {
         xid: 0,
         position: 0,
     };
+}
+
+/// What is waiting right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Deliveries waiting for an attempt.
+    pub pending: i64,
+    /// Deliveries being attempted.
+    pub in_flight: i64,
+    /// Deliveries held for a person.
+    pub held: i64,
+    /// Dead letters.
+    pub dead_lettered: i64,
+    /// How long the oldest pending delivery has waited since its event was
+    /// recorded, in milliseconds.
+    pub oldest_pending_ms: i64,
+}
+
+/// How long sync data is kept (the seed's retention policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Months events stay in the hot table (`sync_events`), with their
+    /// idempotency keys and finished deliveries.
+    pub hot_months: u32,
+    /// Months events and delivery attempts are kept in all; on PostgreSQL
+    /// a month's partition is detached (archived, still a table) after
+    /// `hot_months` and dropped after this.
+    pub total_months: u32,
+    /// Months `sync_metrics` rows are kept.
+    pub metrics_months: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            hot_months: 6,
+            total_months: 24,
+            metrics_months: 12,
+        }
+    }
+}
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Monthly partitions detached from `sync_events` (archived).
+    pub detached: Vec<String>,
+    /// Archived partitions dropped.
+    pub dropped: Vec<String>,
+    /// Rows deleted (events outside partitions, keys, deliveries,
+    /// attempts, metrics).
+    pub deleted_rows: u64,
 }
 
 /// Which events to list.
@@ -251,6 +304,32 @@ pub trait SyncStore: Send + Sync {
         entity_types: &[String],
         limit: u32,
     ) -> Result<Vec<(Event, StreamCursor)>, SyncError>;
+
+    /// Computes and keeps the real-time figures of the period starting at
+    /// `start` (once: a period already kept is read back).
+    async fn record_metrics(
+        &self,
+        start: DateTime<Utc>,
+        seconds: i32,
+        now: DateTime<Utc>,
+    ) -> Result<PeriodMetrics, SyncError>;
+
+    /// The kept periods starting in `[since, until)`, oldest first.
+    async fn metrics(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<PeriodMetrics>, SyncError>;
+
+    /// What is waiting right now.
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog, SyncError>;
+
+    /// Applies `retention` as of `now`.
+    async fn enforce_retention(
+        &self,
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> Result<RetentionReport, SyncError>;
 
     /// A page of conflicts, newest first, and how many are stale in all.
     async fn conflicts(

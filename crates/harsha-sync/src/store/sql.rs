@@ -21,7 +21,8 @@ use sqlx::{AssertSqlSafe, error::ErrorKind, types::Json};
 use uuid::Uuid;
 
 use super::{
-    Claim, ConflictFilter, DeliveryFilter, EventFilter, Finished, Recorded, StreamCursor, SyncStore,
+    Backlog, Claim, ConflictFilter, DeliveryFilter, EventFilter, Finished, Recorded, Retention,
+    RetentionReport, StreamCursor, SyncStore,
 };
 use crate::{
     SyncError,
@@ -33,6 +34,7 @@ use crate::{
             Action, Conflict, ConflictStatus, Decision, HistoryEntry, MergeRules, Refusal,
             Resolution, STALE_AFTER, Side, apply, conflicting_fields, decide, three_way,
         },
+        metrics::{LagPercentiles, PeriodMetrics, percentiles},
         routing,
     },
 };
@@ -390,6 +392,49 @@ impl TryFrom<HistoryRow> for HistoryEntry {
             step: row.step,
             note: row.note,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MetricsRow {
+    period_start: DateTime<Utc>,
+    period_seconds: i32,
+    events_recorded: i64,
+    deliveries_delivered: i64,
+    attempts_failed: i64,
+    dead_lettered: i64,
+    conflicts_detected: i64,
+    conflicts_auto_resolved: i64,
+    lag_p50_ms: Option<i64>,
+    lag_p95_ms: Option<i64>,
+    lag_p99_ms: Option<i64>,
+    lag_max_ms: Option<i64>,
+}
+
+impl From<MetricsRow> for PeriodMetrics {
+    fn from(row: MetricsRow) -> Self {
+        let lag_ms = match (
+            row.lag_p50_ms,
+            row.lag_p95_ms,
+            row.lag_p99_ms,
+            row.lag_max_ms,
+        ) {
+            (Some(p50), Some(p95), Some(p99), Some(max)) => {
+                Some(LagPercentiles { p50, p95, p99, max })
+            }
+            _ => None,
+        };
+        PeriodMetrics {
+            period_start: row.period_start,
+            period_seconds: row.period_seconds,
+            events_recorded: row.events_recorded,
+            deliveries_delivered: row.deliveries_delivered,
+            attempts_failed: row.attempts_failed,
+            dead_lettered: row.dead_lettered,
+            conflicts_detected: row.conflicts_detected,
+            conflicts_auto_resolved: row.conflicts_auto_resolved,
+            lag_ms,
+        }
     }
 }
 
@@ -1795,4 +1840,252 @@ impl SyncStore for SqlSyncStore {
             })
             .collect()
     }
+
+    async fn record_metrics(
+        &self,
+        start: DateTime<Utc>,
+        seconds: i32,
+        now: DateTime<Utc>,
+    ) -> Result<PeriodMetrics, SyncError> {
+        let start = stored(start);
+        let end = start + chrono::Duration::seconds(i64::from(seconds));
+        let (events, outcomes, conflicts, lags): (
+            i64,
+            Vec<(String, i64)>,
+            (i64, i64),
+            Vec<(DateTime<Utc>, DateTime<Utc>)>,
+        ) = pg_dispatch!(&self.pool, pool => {
+            let events: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sync_events WHERE created_at >= $1 AND created_at < $2",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_one(pool)
+            .await?;
+            let outcomes: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT outcome, COUNT(*) FROM sync_status WHERE started_at >= $1 AND started_at < $2 GROUP BY outcome",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_all(pool)
+            .await?;
+            let conflicts: (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN auto_resolved THEN 1 ELSE 0 END), 0) \
+                 FROM sync_conflicts WHERE detected_at >= $1 AND detected_at < $2",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_one(pool)
+            .await?;
+            let lags: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT d.delivered_at, e.occurred_at FROM sync_deliveries d \
+                 JOIN sync_events e ON e.position = d.position \
+                 WHERE d.state = 'delivered' AND d.delivered_at >= $1 AND d.delivered_at < $2",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_all(pool)
+            .await?;
+            (events, outcomes, conflicts, lags)
+        });
+        let count = |outcome: &str| {
+            outcomes
+                .iter()
+                .find(|(o, _)| o == outcome)
+                .map_or(0, |(_, n)| *n)
+        };
+        let figures = PeriodMetrics {
+            period_start: start,
+            period_seconds: seconds,
+            events_recorded: events,
+            deliveries_delivered: i64::try_from(lags.len()).unwrap_or(i64::MAX),
+            attempts_failed: count("retrying") + count("dead_lettered"),
+            dead_lettered: count("dead_lettered"),
+            conflicts_detected: conflicts.0,
+            conflicts_auto_resolved: conflicts.1,
+            lag_ms: percentiles(
+                lags.iter()
+                    .map(|(delivered, occurred)| (*delivered - *occurred).num_milliseconds().max(0))
+                    .collect(),
+            ),
+        };
+        let lag = figures.lag_ms;
+        let turn = self.turn().await;
+        pg_dispatch!(&self.pool, pool => {
+            sqlx::query(
+                "INSERT INTO sync_metrics (kind, period_start, period_seconds, events_recorded, deliveries_delivered, \
+                 attempts_failed, dead_lettered, conflicts_detected, conflicts_auto_resolved, lag_p50_ms, lag_p95_ms, \
+                 lag_p99_ms, lag_max_ms, recorded_at) VALUES ('realtime', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (kind, period_start) DO NOTHING",
+            )
+            .bind(start)
+            .bind(seconds)
+            .bind(figures.events_recorded)
+            .bind(figures.deliveries_delivered)
+            .bind(figures.attempts_failed)
+            .bind(figures.dead_lettered)
+            .bind(figures.conflicts_detected)
+            .bind(figures.conflicts_auto_resolved)
+            .bind(lag.map(|l| l.p50))
+            .bind(lag.map(|l| l.p95))
+            .bind(lag.map(|l| l.p99))
+            .bind(lag.map(|l| l.max))
+            .bind(stored(now))
+            .execute(pool)
+            .await?;
+        });
+        drop(turn);
+        self.metrics(start, start + chrono::Duration::seconds(1))
+            .await?
+            .pop()
+            .ok_or_else(|| SyncError::corrupt("sync_metrics", "the period just written is missing"))
+    }
+
+    async fn metrics(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<PeriodMetrics>, SyncError> {
+        let rows: Vec<MetricsRow> = pg_dispatch!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT period_start, period_seconds, events_recorded, deliveries_delivered, attempts_failed, \
+                 dead_lettered, conflicts_detected, conflicts_auto_resolved, lag_p50_ms, lag_p95_ms, lag_p99_ms, \
+                 lag_max_ms FROM sync_metrics WHERE kind = 'realtime' AND period_start >= $1 AND period_start < $2 \
+                 ORDER BY period_start",
+            )
+            .bind(stored(since))
+            .bind(stored(until))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(PeriodMetrics::from).collect())
+    }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog, SyncError> {
+        let (counts, oldest): (Vec<(String, i64)>, Option<DateTime<Utc>>) = pg_dispatch!(&self.pool, pool => {
+            let counts = sqlx::query_as(
+                "SELECT state, COUNT(*) FROM sync_deliveries \
+                 WHERE state IN ('pending', 'in_flight', 'held', 'dead') GROUP BY state",
+            )
+            .fetch_all(pool)
+            .await?;
+            let oldest = sqlx::query_scalar(
+                "SELECT MIN(created_at) FROM sync_deliveries WHERE state = 'pending'",
+            )
+            .fetch_one(pool)
+            .await?;
+            (counts, oldest)
+        });
+        let count = |state: &str| {
+            counts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n)
+        };
+        Ok(Backlog {
+            pending: count("pending"),
+            in_flight: count("in_flight"),
+            held: count("held"),
+            dead_lettered: count("dead"),
+            oldest_pending_ms: oldest.map_or(0, |at| (now - at).num_milliseconds().max(0)),
+        })
+    }
+
+    #[tracing::instrument(name = "store.enforce_retention", skip_all)]
+    async fn enforce_retention(
+        &self,
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> Result<RetentionReport, SyncError> {
+        let month_start = |months: u32| {
+            let today = now.date_naive();
+            NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
+                .and_then(|first| first.checked_sub_months(Months::new(months)))
+                .unwrap_or(today)
+                .and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc()
+        };
+        // Everything recorded before these instants has aged out.
+        let hot_cutoff = month_start(retention.hot_months);
+        let total_cutoff = month_start(retention.total_months);
+        let metrics_cutoff = month_start(retention.metrics_months);
+        let mut report = RetentionReport::default();
+        if let PgPool::Postgres(pool) = &self.pool {
+            // Attached monthly partitions whose month ended before the hot
+            // cut-off are detached; detached ones past the total retention
+            // are dropped. Names carry the month (sync_events_y2026m01).
+            let attached: Vec<String> = sqlx::query_scalar(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'sync_events'",
+            )
+            .fetch_all(pool)
+            .await?;
+            let archived: Vec<String> = sqlx::query_scalar(
+                "SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'r' \
+                 AND c.relname ~ '^sync_events_y[0-9]{4}m[0-9]{2}$' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)",
+            )
+            .fetch_all(pool)
+            .await?;
+            for name in attached {
+                if partition_end(&name).is_some_and(|end| end <= hot_cutoff) {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "ALTER TABLE sync_events DETACH PARTITION {name}"
+                    )))
+                    .execute(pool)
+                    .await?;
+                    report.detached.push(name);
+                }
+            }
+            for name in archived.iter().chain(report.detached.iter()) {
+                if partition_end(name).is_some_and(|end| end <= total_cutoff) {
+                    sqlx::query(AssertSqlSafe(format!("DROP TABLE {name}")))
+                        .execute(pool)
+                        .await?;
+                    report.dropped.push(name.clone());
+                }
+            }
+        }
+        let _turn = self.turn().await;
+        // Rows outside monthly partitions (SQLite; PostgreSQL's default
+        // partition) leave the hot table at the hot cut-off, with the keys
+        // that deduplicated them and their finished deliveries; attempts
+        // are kept for the whole retention.
+        let deleted = pg_dispatch!(&self.pool, pool => {
+            let mut deleted = 0;
+            for (sql, cutoff) in [
+                (
+                    match self.pool {
+                        PgPool::Postgres(_) => "DELETE FROM sync_events_default WHERE created_at < $1",
+                        PgPool::Sqlite(_) => "DELETE FROM sync_events WHERE created_at < $1",
+                    },
+                    hot_cutoff,
+                ),
+                ("DELETE FROM sync_event_keys WHERE created_at < $1", hot_cutoff),
+                (
+                    "DELETE FROM sync_deliveries WHERE created_at < $1 AND state IN ('delivered', 'skipped')",
+                    hot_cutoff,
+                ),
+                ("DELETE FROM sync_status WHERE started_at < $1", total_cutoff),
+                ("DELETE FROM sync_metrics WHERE period_start < $1", metrics_cutoff),
+            ] {
+                deleted += sqlx::query(sql).bind(cutoff).execute(pool).await?.rows_affected();
+            }
+            deleted
+        });
+        report.deleted_rows = deleted;
+        Ok(report)
+    }
+}
+
+/// The first instant after the month a partition named
+/// `sync_events_yYYYYmMM` holds.
+fn partition_end(name: &str) -> Option<DateTime<Utc>> {
+    let rest = name.strip_prefix("sync_events_y")?;
+    let (year, month) = rest.split_once('m')?;
+    NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)?
+        .checked_add_months(Months::new(1))?
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
 }
