@@ -33,6 +33,7 @@ class Webhook:
 
     def __init__(self):
         self.requests = []
+        self.chunks = []
         self.script = []
         self.lock = threading.Lock()
         hook = self
@@ -45,6 +46,16 @@ class Webhook:
                 expected = hmac.new(SECRET.encode(), f"{parts.get('t', '')}.".encode() + body, hashlib.sha256).hexdigest()
                 with hook.lock:
                     status = hook.script.pop(0) if hook.script else 200
+                    if self.headers.get("Content-Type") == "application/x-ndjson":
+                        hook.chunks.append({
+                            "lines": [json.loads(line) for line in body.splitlines() if line],
+                            "run": self.headers.get("Harsha-Batch-Run"),
+                            "signed": hmac.compare_digest(expected, parts.get("v1", "")),
+                        })
+                        self.send_response(status)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     hook.requests.append({
                         "body": json.loads(body),
                         "signed": hmac.compare_digest(expected, parts.get("v1", "")),
@@ -389,3 +400,41 @@ def test_a_subscription_follows_the_stream_live_and_resumes_without_gaps(mesh):
             if event.get("entityKey") == key:
                 windows.append(event["payload"]["window"])
     assert windows == [2, 3, 4]
+
+
+def test_a_batch_route_loads_on_demand_in_signed_ndjson_chunks(mesh, webhook):
+    name = configure(mesh, webhook, "PricingRule", system="analytics")
+    routes = call(mesh, "GET", f"/v1/configurations?target={name}", token=mesh.token()).json["configurations"]
+    route = routes[0]["id"]
+    patched = call(mesh, "PATCH", f"/v1/configurations/{route}",
+                   {"mode": "SYNC_MODE_BATCH", "fieldMapping": {"internal": ""}}, token=mesh.token())
+    assert patched.status == 200 and patched.json["configuration"]["mode"] == "SYNC_MODE_BATCH"
+    key = f"RULE-{uuid.uuid4().hex[:6]}"
+    for n in range(25):
+        published = call(mesh, "POST", "/v1/events", {
+            "idempotencyKey": f"{key}-{n}", "sourceSystem": "erpnext", "entityType": "PricingRule",
+            "entityKey": key, "operation": "OPERATION_UPDATE", "payload": {"discount": n, "internal": "x"}},
+            token=mesh.token())
+        assert published.status == 200 and published.json["routedTo"] == 0, "batch routes wait for runs"
+    started = call(mesh, "POST", f"/v1/configurations/{route}/batch-runs", {}, token=mesh.token())
+    assert started.status == 200, started.json
+    run_id = started.json["run"]["id"]
+    deadline = time.monotonic() + 30
+    run = started.json["run"]
+    while run["status"] == "BATCH_RUN_STATUS_RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = call(mesh, "GET", f"/v1/batch-runs/{run_id}", token=mesh.token()).json["run"]
+    assert run["status"] == "BATCH_RUN_STATUS_SUCCEEDED", run
+    assert run["triggeredBy"] == "admin"
+    ours = [line for chunk in webhook.chunks if chunk["run"] == run_id for line in chunk["lines"]
+            if line["entity_key"] == key]
+    assert [line["payload"] for line in ours] == [{"discount": n} for n in range(25)]
+    assert all(chunk["signed"] for chunk in webhook.chunks)
+    assert int(run["rowsLoaded"]) >= 25
+    listed = call(mesh, "GET", f"/v1/batch-runs?configurationId={route}", token=mesh.token()).json["runs"]
+    assert [r["id"] for r in listed] == [run_id]
+    # A real-time route has no batch runs; an unknown route is not found.
+    live = configure(mesh, webhook, "Item", system="mobile")
+    realtime = call(mesh, "GET", f"/v1/configurations?target={live}", token=mesh.token()).json["configurations"][0]["id"]
+    assert call(mesh, "POST", f"/v1/configurations/{realtime}/batch-runs", {}, token=mesh.token()).status == 400
+    assert call(mesh, "POST", "/v1/configurations/nope/batch-runs", {}, token=mesh.token()).status == 404

@@ -112,6 +112,7 @@ async fn run() {
                 business_rule: None,
                 mapping: FieldMapping::default(),
                 merge_rules: MergeRules::default(),
+                batch_every_minutes: 0,
                 enabled: true,
             },
             "bench",

@@ -18,13 +18,13 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::{
     SyncStore,
     domain::{
-        Attempt, AttemptOutcome, Event, Verdict,
+        Attempt, AttemptOutcome, Event, Target, Verdict,
         delivery::{backoff, signature},
         routing::MAX_TIMEOUT_MS,
     },
@@ -71,11 +71,12 @@ impl Default for WebhookClient {
     }
 }
 
-/// The JSON body a target receives for `event` with `payload` mapped.
-pub fn webhook_body(claim: &Claim) -> Vec<u8> {
-    let event: &Event = &claim.event;
+/// An event as targets receive it (one webhook body, or one line of a
+/// batch chunk): the event with its payload as mapped for the target, and
+/// what this delivery is.
+pub fn event_json(event: &Event, payload: Map<String, Value>, delivery: Value) -> Value {
     let change = &event.change;
-    let body = json!({
+    json!({
         "position": event.position,
         "event_id": event.event_id,
         "idempotency_key": change.idempotency_key,
@@ -89,29 +90,89 @@ pub fn webhook_body(claim: &Claim) -> Vec<u8> {
         "occurred_at": change.occurred_at.to_rfc3339(),
         "recorded_at": event.recorded_at.to_rfc3339(),
         "correlation_id": change.correlation_id,
-        "payload": claim.mapping.apply(&change.payload),
-        "delivery": {"target": claim.target.name, "attempt": claim.delivery.attempts},
-    });
+        "payload": payload,
+        "delivery": delivery,
+    })
+}
+
+/// The JSON body a webhook receives for a claimed delivery.
+pub fn webhook_body(claim: &Claim) -> Vec<u8> {
+    let body = event_json(
+        &claim.event,
+        claim.mapping.apply(&claim.event.change.payload),
+        json!({"target": claim.target.name, "attempt": claim.delivery.attempts}),
+    );
     serde_json::to_vec(&body).unwrap_or_default()
 }
+
+/// The shortest timeout of a batch chunk, whatever the target's.
+const MIN_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl WebhookClient {
     /// Posts the claimed event; the verdict and the HTTP status, if any.
     pub async fn post(&self, claim: &Claim) -> (Verdict, Option<u16>) {
-        let body = webhook_body(claim);
-        let signed = signature(&claim.target.secret, Utc::now().timestamp(), &body);
-        let request = http::Request::post(&claim.target.url)
-            .header(http::header::CONTENT_TYPE, "application/json")
+        let id = claim.event.event_id.as_str();
+        let timeout =
+            Duration::from_millis(u64::try_from(claim.target.timeout_ms).unwrap_or(5_000));
+        self.send(
+            &claim.target,
+            webhook_body(claim),
+            "application/json",
+            &[
+                ("harsha-event-id", id.to_owned()),
+                ("idempotency-key", id.to_owned()),
+                (
+                    "harsha-delivery-attempt",
+                    claim.delivery.attempts.to_string(),
+                ),
+            ],
+            timeout,
+        )
+        .await
+    }
+
+    /// Posts chunk `chunk` of batch run `run` (NDJSON, one event per line).
+    pub async fn post_chunk(
+        &self,
+        target: &Target,
+        run: &str,
+        chunk: u32,
+        body: Vec<u8>,
+    ) -> (Verdict, Option<u16>) {
+        let timeout = Duration::from_millis(u64::try_from(target.timeout_ms).unwrap_or(5_000))
+            .max(MIN_CHUNK_TIMEOUT);
+        self.send(
+            target,
+            body,
+            "application/x-ndjson",
+            &[
+                ("harsha-batch-run", run.to_owned()),
+                ("harsha-batch-chunk", chunk.to_string()),
+                ("idempotency-key", format!("{run}-{chunk}")),
+            ],
+            timeout,
+        )
+        .await
+    }
+
+    /// Posts `body` to `target`, signed, within `timeout`.
+    async fn send(
+        &self,
+        target: &Target,
+        body: Vec<u8>,
+        content_type: &str,
+        headers: &[(&str, String)],
+        timeout: Duration,
+    ) -> (Verdict, Option<u16>) {
+        let signed = signature(&target.secret, Utc::now().timestamp(), &body);
+        let mut request = http::Request::post(&target.url)
+            .header(http::header::CONTENT_TYPE, content_type)
             .header("harsha-signature", signed)
-            .header("harsha-event-id", &claim.event.event_id)
-            .header("idempotency-key", &claim.event.event_id)
-            .header(
-                "harsha-delivery-attempt",
-                claim.delivery.attempts.to_string(),
-            )
-            .header(http::header::USER_AGENT, "harsha-sync")
-            .body(Full::new(Bytes::from(body)));
-        let request = match request {
+            .header(http::header::USER_AGENT, "harsha-sync");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = match request.body(Full::new(Bytes::from(body))) {
             Ok(request) => request,
             Err(error) => {
                 return (
@@ -120,8 +181,6 @@ impl WebhookClient {
                 );
             }
         };
-        let timeout =
-            Duration::from_millis(u64::try_from(claim.target.timeout_ms).unwrap_or(5_000));
         let exchange = async {
             let response = self.client.request(request).await?;
             let status = response.status().as_u16();
@@ -141,7 +200,7 @@ impl WebhookClient {
             Err(_) => (
                 Verdict::Retry(format!(
                     "the target did not answer within {} ms",
-                    claim.target.timeout_ms
+                    timeout.as_millis()
                 )),
                 None,
             ),

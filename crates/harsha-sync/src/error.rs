@@ -38,6 +38,9 @@ pub enum SyncError {
         /// The target.
         target: String,
     },
+    /// No such batch run.
+    #[error("batch run {0:?} not found")]
+    BatchRunNotFound(String),
     /// No such conflict.
     #[error("conflict {0:?} not found")]
     ConflictNotFound(String),

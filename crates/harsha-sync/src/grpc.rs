@@ -31,6 +31,7 @@ use crate::{
         ConflictStrategy, Delivery, DeliveryState, EntityType, Event, FieldMapping, MergeRules,
         NewConfiguration, NewEvent, NewTarget, Operation, Resolution, SourceFilter, SyncMode,
         System, Target, TargetKind, TargetName, TargetPatch,
+        batch::{BatchRun, BatchStatus},
         conflict::{Action, ChangedIn, HistoryEntry, Pick},
         metrics::{PeriodMetrics, auto_resolved_share},
         routing,
@@ -85,7 +86,8 @@ impl From<SyncError> for Status {
             SyncError::EventNotFound(_)
             | SyncError::TargetNotFound(_)
             | SyncError::ConfigurationNotFound(_)
-            | SyncError::ConflictNotFound(_) => Status::not_found(message),
+            | SyncError::ConflictNotFound(_)
+            | SyncError::BatchRunNotFound(_) => Status::not_found(message),
             SyncError::TargetExists(_) | SyncError::ConfigurationExists { .. } => {
                 Status::already_exists(message)
             }
@@ -407,6 +409,7 @@ fn configuration_to_proto(c: Configuration) -> pb::Configuration {
         business_rule: c.business_rule.unwrap_or_default(),
         field_mapping: c.mapping.0.into_iter().collect(),
         merge_rules: c.merge_rules.0.into_iter().collect(),
+        batch_every_minutes: c.batch_every_minutes,
         enabled: c.enabled,
         create_time: Some(timestamp_to_proto(c.created_at)),
         update_time: Some(timestamp_to_proto(c.updated_at)),
@@ -433,6 +436,17 @@ fn merge_rules_from(
         .map_err(field("configuration.merge_rules"))
 }
 
+fn batch_every(minutes: i32) -> Result<i32, SyncError> {
+    if (0..=10_080).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(SyncError::invalid(
+            "configuration.batch_every_minutes",
+            format!("{minutes} is not between 0 (on demand only) and 10080 (a week)"),
+        ))
+    }
+}
+
 fn new_configuration(c: pb::Configuration) -> Result<NewConfiguration, SyncError> {
     let strategy = strategy_from(c.conflict_strategy)?.unwrap_or(ConflictStrategy::SourceWins);
     let business_rule = optional(&c.business_rule);
@@ -449,6 +463,7 @@ fn new_configuration(c: pb::Configuration) -> Result<NewConfiguration, SyncError
         business_rule,
         mapping: mapping_from(&c.field_mapping)?,
         merge_rules: merge_rules_from(&c.merge_rules)?,
+        batch_every_minutes: batch_every(c.batch_every_minutes)?,
         enabled: true,
     })
 }
@@ -457,12 +472,13 @@ fn configuration_patch(
     c: &pb::Configuration,
     mask: Option<&prost_types::FieldMask>,
 ) -> Result<ConfigurationPatch, SyncError> {
-    const EDITABLE: [&str; 6] = [
+    const EDITABLE: [&str; 7] = [
         "mode",
         "conflict_strategy",
         "business_rule",
         "field_mapping",
         "merge_rules",
+        "batch_every_minutes",
         "enabled",
     ];
     let paths = mask_paths(mask, &EDITABLE, |path| match path {
@@ -471,6 +487,7 @@ fn configuration_patch(
         "business_rule" => !c.business_rule.is_empty(),
         "field_mapping" => !c.field_mapping.is_empty(),
         "merge_rules" => !c.merge_rules.is_empty(),
+        "batch_every_minutes" => c.batch_every_minutes != 0,
         _ => c.enabled,
     })?;
     let mut patch = ConfigurationPatch::default();
@@ -492,6 +509,9 @@ fn configuration_patch(
             "business_rule" => patch.business_rule = Some(optional(&c.business_rule)),
             "field_mapping" => patch.mapping = Some(mapping_from(&c.field_mapping)?),
             "merge_rules" => patch.merge_rules = Some(merge_rules_from(&c.merge_rules)?),
+            "batch_every_minutes" => {
+                patch.batch_every_minutes = Some(batch_every(c.batch_every_minutes)?);
+            }
             _ => patch.enabled = Some(c.enabled),
         }
     }
@@ -671,6 +691,39 @@ fn conflict_to_proto(
                 note: h.note.unwrap_or_default(),
             })
             .collect(),
+    }
+}
+
+fn batch_status_to(status: BatchStatus) -> pb::BatchRunStatus {
+    match status {
+        BatchStatus::Running => pb::BatchRunStatus::Running,
+        BatchStatus::Succeeded => pb::BatchRunStatus::Succeeded,
+        BatchStatus::Partial => pb::BatchRunStatus::Partial,
+        BatchStatus::Failed => pb::BatchRunStatus::Failed,
+    }
+}
+
+fn batch_run_to_proto(run: BatchRun) -> pb::BatchRun {
+    pb::BatchRun {
+        id: run.id,
+        configuration_id: run.configuration_id,
+        target: run.target,
+        entity_type: run.entity_type,
+        since: Some(timestamp_to_proto(run.since)),
+        until: Some(timestamp_to_proto(run.until)),
+        status: batch_status_to(run.status).into(),
+        triggered_by: run.triggered_by,
+        rows_extracted: run.rows_extracted,
+        rows_loaded: run.rows_loaded,
+        rows_rejected: run.rows_rejected,
+        chunks_loaded: run.chunks_loaded,
+        chunks_failed: run.chunks_failed,
+        errors: run.errors,
+        start_time: Some(timestamp_to_proto(run.started_at)),
+        finish_time: run.finished_at.map(timestamp_to_proto),
+        extract_ms: run.extract_ms,
+        transform_ms: run.transform_ms,
+        load_ms: run.load_ms,
     }
 }
 
@@ -1356,6 +1409,74 @@ impl SyncService for SyncGrpc {
                 oldest_pending_ms: backlog.oldest_pending_ms,
             }),
             stale_conflicts: i32::try_from(stale).unwrap_or(i32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.StartBatchRun", skip_all)]
+    async fn start_batch_run(
+        &self,
+        request: Request<pb::StartBatchRunRequest>,
+    ) -> RpcResult<pb::StartBatchRunResponse> {
+        let who = actor(&request);
+        let request = request.into_inner();
+        if request.configuration_id.is_empty() {
+            return Err(
+                SyncError::invalid("configuration_id", "a configuration id is required").into(),
+            );
+        }
+        let time = |at: Option<prost_types::Timestamp>, name: &'static str| {
+            at.map(|at| {
+                timestamp_from_proto(&at)
+                    .map(|t| t.and_utc())
+                    .ok_or_else(|| SyncError::invalid(name, "not a valid time"))
+            })
+            .transpose()
+        };
+        let since = time(request.since, "since")?;
+        let until = time(request.until, "until")?;
+        let store = Arc::clone(self.store()?);
+        let configuration = store.configuration(&request.configuration_id).await?;
+        let run = crate::batch::BatchRunner::new(store)
+            .start(&configuration, since, until, &who, Utc::now())
+            .await?;
+        Ok(Response::new(pb::StartBatchRunResponse {
+            run: Some(batch_run_to_proto(run)),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.GetBatchRun", skip_all)]
+    async fn get_batch_run(
+        &self,
+        request: Request<pb::GetBatchRunRequest>,
+    ) -> RpcResult<pb::GetBatchRunResponse> {
+        let id = request.into_inner().id;
+        if id.is_empty() {
+            return Err(SyncError::invalid("id", "a batch run id is required").into());
+        }
+        let run = self.store()?.batch_run(&id).await?;
+        Ok(Response::new(pb::GetBatchRunResponse {
+            run: Some(batch_run_to_proto(run)),
+        }))
+    }
+
+    #[tracing::instrument(name = "SyncService.ListBatchRuns", skip_all)]
+    async fn list_batch_runs(
+        &self,
+        request: Request<pb::ListBatchRunsRequest>,
+    ) -> RpcResult<pb::ListBatchRunsResponse> {
+        let request = request.into_inner();
+        let size = page_size(request.page_size).map_err(SyncError::from)?;
+        let page = self
+            .store()?
+            .batch_runs(
+                optional(&request.configuration_id).as_deref(),
+                size,
+                &request.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::ListBatchRunsResponse {
+            runs: page.items.into_iter().map(batch_run_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
         }))
     }
 }

@@ -1,6 +1,7 @@
 //! The Sync service's background work, run inside the service: every
 //! minute the figures of the minute before are written to `sync_metrics`
-//! (the five minutes before start are caught up); at start and then daily,
+//! (the five minutes before start are caught up) and due batch runs start;
+//! runs a stopped process left running are marked failed; at start and then daily,
 //! monthly `sync_events` partitions are added ahead and the retention
 //! policy is applied. Each run is independent: a failure is logged and the
 //! next run tries again.
@@ -9,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{Months, Utc};
 
-use crate::{SyncStore, domain::metrics::last_full_minute, store::Retention};
+use crate::{SyncStore, batch::BatchRunner, domain::metrics::last_full_minute, store::Retention};
 
 /// What the background work keeps.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +24,17 @@ pub struct Upkeep {
 /// Runs the background work until `shutdown` completes.
 pub async fn run(store: Arc<dyn SyncStore>, upkeep: Upkeep, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
+    match store.fail_interrupted_batch_runs(Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            runs = n,
+            "batch runs left running by a stopped process marked failed"
+        ),
+        Err(error) => {
+            tracing::warn!(error = %harsha_store::status::error_chain(&error), "interrupted batch runs not marked")
+        }
+    }
+    let batches = BatchRunner::new(Arc::clone(&store));
     let last = last_full_minute(Utc::now());
     for minutes_back in (0..5).rev() {
         write_metrics(
@@ -46,6 +58,7 @@ pub async fn run(store: Arc<dyn SyncStore>, upkeep: Upkeep, shutdown: impl Futur
             }
             () = tokio::time::sleep(until_next_minute) => {
                 write_metrics(store.as_ref(), last_full_minute(Utc::now())).await;
+                batches.run_due(Utc::now()).await;
             }
         }
     }

@@ -4,9 +4,10 @@
 //!
 //! Rooms with one-way doors: [`domain`] (types and rules), [`store`]
 //! (persistence), [`relay`] (the ERP outbox into the stream), [`dispatch`]
-//! (deliveries to targets), [`jobs`] (metrics, partitions, retention) and
+//! (deliveries to targets), [`batch`] (bulk runs of batch routes), [`jobs`] (metrics, partitions, retention) and
 //! [`grpc`] (the `harsha.sync.v1.SyncService` server).
 
+pub mod batch;
 pub mod dispatch;
 pub mod domain;
 mod error;

@@ -83,6 +83,7 @@ impl Fixture {
                             .map(|(f, r)| ((*f).to_owned(), (*r).to_owned()))
                             .collect(),
                     ),
+                    batch_every_minutes: 0,
                     enabled: true,
                 },
                 "tester",

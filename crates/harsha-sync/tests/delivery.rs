@@ -210,6 +210,7 @@ impl Mesh {
                             .collect(),
                     ),
                     merge_rules: MergeRules::default(),
+                    batch_every_minutes: 0,
                     enabled: true,
                 },
                 "tester",

@@ -74,6 +74,7 @@ fn route(entity: &str, source: SourceFilter, to: &str, mode: SyncMode) -> NewCon
         business_rule: None,
         mapping: FieldMapping::default(),
         merge_rules: MergeRules::default(),
+        batch_every_minutes: 0,
         enabled: true,
     }
 }

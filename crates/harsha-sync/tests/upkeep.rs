@@ -85,6 +85,7 @@ async fn a_minute_of_sync_is_measured_once(engine: Engine) {
                 business_rule: None,
                 mapping: FieldMapping::default(),
                 merge_rules: MergeRules::default(),
+                batch_every_minutes: 0,
                 enabled: true,
             },
             "t",

@@ -1,4 +1,5 @@
 //! The Sync service's types and rules, free of the database and the wire:
+//! batch runs ([`batch`]),
 //! the systems and entity types events may name ([`values`]), events
 //! ([`event`]), targets and routing configurations ([`routing`]), the
 //! rules of delivery — backoff, which answers are retried, signatures
@@ -6,6 +7,7 @@
 //! strategies, and the manual workflow's steps ([`conflict`]) — and the
 //! figures of a period of sync ([`metrics`]).
 
+pub mod batch;
 pub mod conflict;
 pub mod delivery;
 pub mod event;

@@ -353,6 +353,8 @@ pub struct NewConfiguration {
     pub mapping: FieldMapping,
     /// How a merge settles fields changed on both sides.
     pub merge_rules: MergeRules,
+    /// Batch mode: minutes between scheduled runs (0: on demand only).
+    pub batch_every_minutes: i32,
     /// Whether it is used.
     pub enabled: bool,
 }
@@ -378,6 +380,8 @@ pub struct Configuration {
     pub mapping: FieldMapping,
     /// How a merge settles fields changed on both sides.
     pub merge_rules: MergeRules,
+    /// Batch mode: minutes between scheduled runs (0: on demand only).
+    pub batch_every_minutes: i32,
     /// Whether it is used.
     pub enabled: bool,
     /// Created.
@@ -402,6 +406,8 @@ pub struct ConfigurationPatch {
     pub mapping: Option<FieldMapping>,
     /// New merge rules.
     pub merge_rules: Option<MergeRules>,
+    /// New batch schedule.
+    pub batch_every_minutes: Option<i32>,
     /// Enable or disable.
     pub enabled: Option<bool>,
 }

@@ -15,8 +15,9 @@ use crate::{
     SyncError,
     domain::{
         Attempt, Configuration, ConfigurationPatch, Conflict, ConflictStatus, Delivery,
-        DeliveryState, Event, FieldMapping, NewConfiguration, NewEvent, NewTarget, Target,
-        TargetName, TargetPatch,
+        DeliveryState, Event, FieldMapping, NewConfiguration, NewEvent, NewTarget, SourceFilter,
+        System, Target, TargetName, TargetPatch,
+        batch::BatchRun,
         conflict::{Action, HistoryEntry},
         metrics::PeriodMetrics,
     },
@@ -330,6 +331,50 @@ pub trait SyncStore: Send + Sync {
         retention: Retention,
         now: DateTime<Utc>,
     ) -> Result<RetentionReport, SyncError>;
+
+    /// Records a batch run that starts; refused while another run of the
+    /// same route is under way.
+    async fn create_batch_run(&self, run: &BatchRun) -> Result<(), SyncError>;
+
+    /// Saves a run's progress; a finished run also writes its
+    /// `sync_metrics` row.
+    async fn save_batch_run(&self, run: &BatchRun) -> Result<(), SyncError>;
+
+    /// One batch run.
+    async fn batch_run(&self, id: &str) -> Result<BatchRun, SyncError>;
+
+    /// Batch runs, newest first, optionally of one route.
+    async fn batch_runs(
+        &self,
+        configuration_id: Option<&str>,
+        size: u32,
+        token: &str,
+    ) -> Result<Page<BatchRun>, SyncError>;
+
+    /// The newest run of a route that finished loading (succeeded or
+    /// partial), and whether one is under way.
+    async fn last_batch_run(
+        &self,
+        configuration_id: &str,
+    ) -> Result<(Option<BatchRun>, bool), SyncError>;
+
+    /// Marks runs left running by a stopped process as failed; how many.
+    async fn fail_interrupted_batch_runs(&self, now: DateTime<Utc>) -> Result<u64, SyncError>;
+
+    /// Up to `limit` events of `entity_type` recorded in `[since, until)`
+    /// after `after_position`, in position order, from `source` and not
+    /// from `exclude` (the target's own system).
+    #[allow(clippy::too_many_arguments)]
+    async fn batch_extract(
+        &self,
+        entity_type: &str,
+        source: SourceFilter,
+        exclude: System,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after_position: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, SyncError>;
 
     /// A page of conflicts, newest first, and how many are stale in all.
     async fn conflicts(
