@@ -34,9 +34,13 @@ harsha_testkit::on_sqlite_and_postgres!(
 
 const SECRET: &str = "batch-secret-0123456789";
 
+/// A chunk the target received: its headers, its lines, and whether its
+/// signature checked out.
+type Chunk = (HeaderMap, Vec<Value>, bool);
+
 #[derive(Clone, Default)]
 struct Bulk {
-    chunks: Arc<Mutex<Vec<(HeaderMap, Vec<Value>, bool)>>>,
+    chunks: Arc<Mutex<Vec<Chunk>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
 }
 
