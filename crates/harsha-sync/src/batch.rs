@@ -18,7 +18,7 @@ use crate::{
     SyncError, SyncStore,
     dispatch::{WebhookClient, event_json},
     domain::{
-        Configuration, SyncMode, Target, TargetName, Verdict,
+        Configuration, SyncMode, Target, TargetKind, TargetName, Verdict,
         batch::{BatchRun, BatchStatus, validate},
         delivery::backoff,
     },
@@ -112,6 +112,12 @@ impl BatchRunner {
         let name = TargetName::parse(&configuration.target)
             .map_err(|e| SyncError::corrupt("target", e))?;
         let target = self.store.target(&name).await?;
+        if target.kind != TargetKind::Webhook {
+            return Err(SyncError::FailedPrecondition(format!(
+                "target {:?} is a gRPC sink; batch runs load into webhook targets",
+                target.name
+            )));
+        }
         let (last, _) = self.store.last_batch_run(&configuration.id).await?;
         // Times as the databases keep them (to the microsecond).
         let now = now.trunc_subsecs(6);

@@ -1,5 +1,6 @@
-//! The dispatcher: claims due deliveries, posts each to its target as
-//! signed JSON, and records the outcome — delivered, retrying after a
+//! The dispatcher: claims due deliveries, sends each to its target — a
+//! signed JSON post to a webhook, or a signed `SyncSinkService.Apply` call
+//! to a gRPC sink — and records the outcome: delivered, retrying after a
 //! backoff with full jitter, or dead-lettered.
 //!
 //! Deliveries run concurrently up to a limit, but never two of the same
@@ -24,7 +25,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use crate::{
     SyncStore,
     domain::{
-        Attempt, AttemptOutcome, Event, Target, Verdict,
+        Attempt, AttemptOutcome, Event, Target, TargetKind, Verdict,
         delivery::{backoff, signature},
         routing::MAX_TIMEOUT_MS,
     },
@@ -208,6 +209,101 @@ impl WebhookClient {
     }
 }
 
+/// Calls gRPC sink targets (`harsha.sync.v1.SyncSinkService`), one lazily
+/// connected channel per URL.
+#[derive(Clone, Default)]
+pub struct GrpcSinks {
+    channels: Arc<std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>>,
+}
+
+/// What a sink's gRPC status means: OK is delivered; statuses that say the
+/// event itself is wrong dead-letter it; the rest are retried.
+pub fn verdict_of_code(code: tonic::Code, message: &str) -> Verdict {
+    use tonic::Code;
+    match code {
+        Code::Ok => Verdict::Delivered,
+        Code::InvalidArgument
+        | Code::FailedPrecondition
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::Unauthenticated
+        | Code::OutOfRange
+        | Code::Unimplemented => Verdict::Reject(format!(
+            "the sink refused the event with {code:?}: {message}"
+        )),
+        _ => Verdict::Retry(format!("the sink answered {code:?}: {message}")),
+    }
+}
+
+impl GrpcSinks {
+    fn channel(&self, url: &str) -> Result<tonic::transport::Channel, String> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(url.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Calls the sink's Apply with the claimed event (its payload mapped).
+    pub async fn apply(&self, claim: &Claim) -> (Verdict, Option<u16>) {
+        use harsha_proto::harsha::sync::v1::{
+            ApplyRequest, sync_sink_service_client::SyncSinkServiceClient,
+        };
+
+        let channel = match self.channel(&claim.target.url) {
+            Ok(channel) => channel,
+            Err(error) => {
+                return (
+                    Verdict::Reject(format!("the target URL cannot be used: {error}")),
+                    None,
+                );
+            }
+        };
+        let mut event = crate::grpc::event_to_proto(claim.event.clone());
+        event.payload = Some(harsha_proto::convert::json_to_struct(
+            &claim.mapping.apply(&claim.event.change.payload),
+        ));
+        let mut request = tonic::Request::new(ApplyRequest {
+            event: Some(event),
+            target: claim.target.name.clone(),
+            attempt: claim.delivery.attempts,
+        });
+        request.set_timeout(Duration::from_millis(
+            u64::try_from(claim.target.timeout_ms).unwrap_or(5_000),
+        ));
+        let signed = signature(
+            &claim.target.secret,
+            Utc::now().timestamp(),
+            claim.event.event_id.as_bytes(),
+        );
+        for (key, value) in [
+            ("harsha-signature", signed),
+            (
+                "harsha-delivery-attempt",
+                claim.delivery.attempts.to_string(),
+            ),
+        ] {
+            if let Ok(value) = value.parse() {
+                request.metadata_mut().insert(key, value);
+            }
+        }
+        match SyncSinkServiceClient::new(channel).apply(request).await {
+            Ok(_) => (Verdict::Delivered, None),
+            Err(status) => (verdict_of_code(status.code(), status.message()), None),
+        }
+    }
+}
+
 /// What one attempt's verdict means for its delivery.
 pub fn finish(
     claim: &Claim,
@@ -253,6 +349,7 @@ pub fn finish(
 pub struct Dispatcher {
     store: Arc<dyn SyncStore>,
     client: WebhookClient,
+    sinks: GrpcSinks,
     settings: DispatchSettings,
     wake: Arc<Notify>,
 }
@@ -271,15 +368,19 @@ impl Dispatcher {
         Self {
             store,
             client: WebhookClient::default(),
+            sinks: GrpcSinks::default(),
             settings,
             wake,
         }
     }
 
     /// Makes one attempt of a claimed delivery; what to record.
-    pub async fn attempt(client: &WebhookClient, claim: Claim) -> Finished {
+    pub async fn attempt(client: &WebhookClient, sinks: &GrpcSinks, claim: Claim) -> Finished {
         let started = Utc::now();
-        let (verdict, status) = client.post(&claim).await;
+        let (verdict, status) = match claim.target.kind {
+            TargetKind::Webhook => client.post(&claim).await,
+            TargetKind::Grpc => sinks.apply(&claim).await,
+        };
         let finished = finish(&claim, verdict, status, started, rand::random::<f64>());
         if finished.attempt.outcome == AttemptOutcome::DeadLettered {
             tracing::warn!(
@@ -354,9 +455,10 @@ impl Dispatcher {
                                 return;
                             };
                             let client = self.client.clone();
+                            let sinks = self.sinks.clone();
                             let finished = finished.clone();
                             in_flight.spawn(async move {
-                                let outcome = Self::attempt(&client, claim).await;
+                                let outcome = Self::attempt(&client, &sinks, claim).await;
                                 drop(permit);
                                 let _ = finished.send(outcome);
                             });

@@ -141,7 +141,8 @@ fn operation_to(operation: Operation) -> pb::Operation {
     }
 }
 
-fn event_to_proto(event: Event) -> pb::Event {
+/// An event on the wire.
+pub(crate) fn event_to_proto(event: Event) -> pb::Event {
     let change = event.change;
     pb::Event {
         position: event.position,
@@ -215,6 +216,7 @@ fn kind_from(value: i32, name: &'static str) -> Result<Option<TargetKind>, SyncE
     match pb::TargetKind::try_from(value) {
         Ok(pb::TargetKind::Unspecified) => Ok(None),
         Ok(pb::TargetKind::Webhook) => Ok(Some(TargetKind::Webhook)),
+        Ok(pb::TargetKind::Grpc) => Ok(Some(TargetKind::Grpc)),
         Err(_) => Err(SyncError::invalid(
             name,
             format!("{value} is not a target kind"),
@@ -228,6 +230,7 @@ fn target_to_proto(target: Target) -> pb::Target {
         system: target.system.as_str().to_owned(),
         kind: match target.kind {
             TargetKind::Webhook => pb::TargetKind::Webhook,
+            TargetKind::Grpc => pb::TargetKind::Grpc,
         }
         .into(),
         url: target.url,

@@ -725,6 +725,28 @@ async fn postgres_keeps_monthly_event_partitions_ahead() {
     assert_eq!(in_month, 1);
 }
 
+/// The stream after `after` once it holds `want` events (on PostgreSQL an
+/// event is withheld while any older write transaction on the server is
+/// still running, which parallel tests on the same server can make last a
+/// moment); what it holds after 10 s otherwise.
+async fn settled(
+    store: &dyn SyncStore,
+    after: StreamCursor,
+    types: &[String],
+    limit: u32,
+    want: usize,
+) -> Vec<(harsha_sync::domain::Event, StreamCursor)> {
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = store.stream(after, types, limit).await.unwrap();
+        if got.len() >= want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    got
+}
+
 async fn subscriptions_resume_after_any_event_and_filter_by_type(engine: Engine) {
     let f = fixture(engine).await;
     let mut positions = Vec::new();
@@ -737,29 +759,23 @@ async fn subscriptions_resume_after_any_event_and_filter_by_type(engine: Engine)
     }
     let start = f.store.stream_cursor(Some(0)).await.unwrap();
     assert_eq!(start, StreamCursor::START);
-    let all = f.store.stream(start, &[], 100).await.unwrap();
+    let all = settled(f.store.as_ref(), start, &[], 100, 6).await;
     let seen: Vec<i64> = all.iter().map(|(e, _)| e.position).collect();
     assert_eq!(seen, positions);
     // Resuming after the third event gives the rest, in order.
     let third = f.store.stream_cursor(Some(positions[2])).await.unwrap();
-    let rest: Vec<i64> = f
-        .store
-        .stream(third, &[], 100)
+    let rest: Vec<i64> = settled(f.store.as_ref(), third, &[], 100, 3)
         .await
-        .unwrap()
         .iter()
         .map(|(e, _)| e.position)
         .collect();
     assert_eq!(rest, positions[3..]);
     // Pages chain through their cursors.
-    let first_two = f.store.stream(start, &[], 2).await.unwrap();
-    let next = f.store.stream(first_two[1].1, &[], 2).await.unwrap();
+    let first_two = settled(f.store.as_ref(), start, &[], 2, 2).await;
+    let next = settled(f.store.as_ref(), first_two[1].1, &[], 2, 2).await;
     assert_eq!(next[0].0.position, positions[2]);
-    let customers: Vec<i64> = f
-        .store
-        .stream(start, &["Customer".to_owned()], 100)
+    let customers: Vec<i64> = settled(f.store.as_ref(), start, &["Customer".to_owned()], 100, 3)
         .await
-        .unwrap()
         .iter()
         .map(|(e, _)| e.position)
         .collect();
@@ -770,11 +786,8 @@ async fn subscriptions_resume_after_any_event_and_filter_by_type(engine: Engine)
     let later = f
         .record(vec![event("s-later", System::Crm, "Batch", "K")])
         .await;
-    let after_head: Vec<i64> = f
-        .store
-        .stream(head, &[], 100)
+    let after_head: Vec<i64> = settled(f.store.as_ref(), head, &[], 100, 1)
         .await
-        .unwrap()
         .iter()
         .map(|(e, _)| e.position)
         .collect();
@@ -801,10 +814,8 @@ async fn postgres_subscriptions_never_skip_an_event_committed_late() {
         )
         .await
         .unwrap();
-    let (first, cursor) = store
-        .stream(StreamCursor::START, &[], 10)
+    let (first, cursor) = settled(&store, StreamCursor::START, &[], 10, 1)
         .await
-        .unwrap()
         .pop()
         .unwrap();
     // A slow recorder: its position is drawn, its commit comes later.
@@ -831,10 +842,8 @@ async fn postgres_subscriptions_never_skip_an_event_committed_late() {
         "the fast event waits for the slow one"
     );
     tx.commit().await.unwrap();
-    let seen: Vec<i64> = store
-        .stream(cursor, &[], 10)
+    let seen: Vec<i64> = settled(&store, cursor, &[], 10, 2)
         .await
-        .unwrap()
         .iter()
         .map(|(e, _)| e.position)
         .collect();

@@ -10,7 +10,7 @@
 CREATE TABLE sync_targets (
   name text PRIMARY KEY,
   system text NOT NULL,
-  kind text NOT NULL CHECK (kind IN ('webhook')),
+  kind text NOT NULL CHECK (kind IN ('webhook', 'grpc')),
   url text NOT NULL,
   secret text NOT NULL,
   timeout_ms integer NOT NULL CHECK (timeout_ms BETWEEN 1 AND 60000),

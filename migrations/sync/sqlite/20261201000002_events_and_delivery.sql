@@ -5,7 +5,7 @@
 CREATE TABLE sync_targets (
   name TEXT PRIMARY KEY,
   system TEXT NOT NULL,
-  kind TEXT NOT NULL CHECK (kind IN ('webhook')),
+  kind TEXT NOT NULL CHECK (kind IN ('webhook', 'grpc')),
   url TEXT NOT NULL,
   secret TEXT NOT NULL,
   timeout_ms INTEGER NOT NULL CHECK (timeout_ms BETWEEN 1 AND 60000),

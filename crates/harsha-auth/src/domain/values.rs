@@ -233,6 +233,6 @@ mod tests {
                 .len()
         );
         assert_eq!("pricing:quote".parse::<Scope>(), Ok(Scope::PricingQuote));
-        assert_eq!(Scope::ALL.len(), 11);
+        assert_eq!(Scope::ALL.len(), 12);
     }
 }

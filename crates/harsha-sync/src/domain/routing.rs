@@ -28,6 +28,8 @@ pub const MAX_ATTEMPTS: i32 = 50;
 pub enum TargetKind {
     /// Signed JSON posts to an HTTP endpoint.
     Webhook,
+    /// Calls of `harsha.sync.v1.SyncSinkService.Apply`.
+    Grpc,
 }
 
 impl TargetKind {
@@ -35,6 +37,7 @@ impl TargetKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Webhook => "webhook",
+            Self::Grpc => "grpc",
         }
     }
 
@@ -42,6 +45,7 @@ impl TargetKind {
     pub fn parse(value: &str) -> Result<Self, ValueError> {
         match value {
             "webhook" => Ok(Self::Webhook),
+            "grpc" => Ok(Self::Grpc),
             other => Err(ValueError(format!("unknown target kind {other:?}"))),
         }
     }
