@@ -113,6 +113,19 @@ fn field_at<E: std::fmt::Display>(name: &'static str, index: usize) -> impl FnOn
     move |error| SyncError::invalid(format!("{name}[{index}]"), error)
 }
 
+/// A wire time that may be absent; a present one must be valid.
+fn optional_time(
+    at: Option<prost_types::Timestamp>,
+    name: &'static str,
+) -> Result<Option<chrono::DateTime<Utc>>, SyncError> {
+    at.map(|at| {
+        timestamp_from_proto(&at)
+            .map(|t| t.and_utc())
+            .ok_or_else(|| SyncError::invalid(name, "not a valid time"))
+    })
+    .transpose()
+}
+
 fn optional(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
@@ -177,12 +190,7 @@ fn new_event(request: pb::PublishEventRequest) -> Result<NewEvent, SyncError> {
             ));
         }
     };
-    let occurred_at = match request.occurred_at {
-        Some(at) => timestamp_from_proto(&at)
-            .ok_or_else(|| SyncError::invalid("occurred_at", "not a valid time"))?
-            .and_utc(),
-        None => now,
-    };
+    let occurred_at = optional_time(request.occurred_at, "occurred_at")?.unwrap_or(now);
     let event_type = if request.event_type.is_empty() {
         format!(
             "{}.{}.{}",
@@ -1244,12 +1252,8 @@ impl SyncService for SyncGrpc {
         request: Request<pb::AssignConflictRequest>,
     ) -> RpcResult<pb::AssignConflictResponse> {
         let body = request.get_ref().clone();
-        let due_at = match body.due_time {
-            Some(at) => timestamp_from_proto(&at)
-                .ok_or_else(|| SyncError::invalid("due_time", "not a valid time"))?
-                .and_utc(),
-            None => Utc::now() + crate::domain::conflict::STALE_AFTER,
-        };
+        let due_at = optional_time(body.due_time, "due_time")?
+            .unwrap_or_else(|| Utc::now() + crate::domain::conflict::STALE_AFTER);
         let action = Action::Assign {
             assignee: body.assignee.trim().to_owned(),
             due_at,
@@ -1327,16 +1331,9 @@ impl SyncService for SyncGrpc {
     ) -> RpcResult<pb::GetSyncMetricsResponse> {
         let request = request.into_inner();
         let now = Utc::now();
-        let time = |at: Option<prost_types::Timestamp>, name: &'static str| {
-            at.map(|at| {
-                timestamp_from_proto(&at)
-                    .map(|t| t.and_utc())
-                    .ok_or_else(|| SyncError::invalid(name, "not a valid time"))
-            })
-            .transpose()
-        };
-        let until = time(request.until, "until")?.unwrap_or(now);
-        let since = time(request.since, "since")?.unwrap_or(until - chrono::Duration::hours(1));
+        let until = optional_time(request.until, "until")?.unwrap_or(now);
+        let since =
+            optional_time(request.since, "since")?.unwrap_or(until - chrono::Duration::hours(1));
         if since >= until {
             return Err(SyncError::invalid("since", "must be before until").into());
         }
@@ -1427,16 +1424,8 @@ impl SyncService for SyncGrpc {
                 SyncError::invalid("configuration_id", "a configuration id is required").into(),
             );
         }
-        let time = |at: Option<prost_types::Timestamp>, name: &'static str| {
-            at.map(|at| {
-                timestamp_from_proto(&at)
-                    .map(|t| t.and_utc())
-                    .ok_or_else(|| SyncError::invalid(name, "not a valid time"))
-            })
-            .transpose()
-        };
-        let since = time(request.since, "since")?;
-        let until = time(request.until, "until")?;
+        let since = optional_time(request.since, "since")?;
+        let until = optional_time(request.until, "until")?;
         let store = Arc::clone(self.store()?);
         let configuration = store.configuration(&request.configuration_id).await?;
         let run = crate::batch::BatchRunner::new(store)

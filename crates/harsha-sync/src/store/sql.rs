@@ -800,6 +800,80 @@ macro_rules! bind_all {
     }};
 }
 
+/// The WHERE clause of a list query built at run time and its values, in
+/// the order they are numbered (`$1`, `$2`, …).
+#[derive(Default)]
+struct Conditions {
+    parts: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Conditions {
+    /// Adds a value; its placeholder (`$n`).
+    fn value(&mut self, value: Param) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    /// Adds a condition.
+    fn and(&mut self, condition: String) {
+        self.parts.push(condition);
+    }
+
+    /// Adds `column = value` when there is a value.
+    fn equal(&mut self, column: &str, value: Option<String>) {
+        if let Some(value) = value {
+            let at = self.value(Param::Text(value));
+            self.and(format!("{column} = {at}"));
+        }
+    }
+
+    /// Adds the keyset condition of a page token: rows after the last one
+    /// of the previous page in `(sort, id)` order, descending or not.
+    fn after<K: Into<Param>>(
+        &mut self,
+        sort: &str,
+        id: &str,
+        last: Option<(K, Param)>,
+        descending: bool,
+    ) {
+        if let Some((key, last_id)) = last {
+            let key = self.value(key.into());
+            let last_id = self.value(last_id);
+            let op = if descending { "<" } else { ">" };
+            self.and(format!(
+                "({sort} {op} {key} OR ({sort} = {key} AND {id} {op} {last_id}))"
+            ));
+        }
+    }
+
+    /// ` WHERE …` (nothing without conditions) and the placeholder of the
+    /// row limit, which is added last.
+    fn finish(&mut self, limit: Option<u32>) -> (String, String) {
+        let limit = limit
+            .map(|size| self.value(Param::Int(i64::from(size) + 1)))
+            .unwrap_or_default();
+        let clause = if self.parts.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.parts.join(" AND "))
+        };
+        (clause, limit)
+    }
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<DateTime<Utc>> for Param {
+    fn from(value: DateTime<Utc>) -> Self {
+        Self::Time(value)
+    }
+}
+
 /// The sync tables on a `sync` database.
 #[derive(Debug, Clone)]
 pub struct SqlSyncStore {
@@ -1049,26 +1123,18 @@ impl SyncStore for SqlSyncStore {
         let after = decode_token::<i64>(token)?
             .unwrap_or(0)
             .max(filter.after_position);
-        let mut conditions = vec!["position > $1".to_owned()];
-        let mut params = vec![Param::Int(after)];
-        for (column, value) in [
-            ("entity_type", &filter.entity_type),
-            ("entity_key", &filter.entity_key),
-            ("source_system", &filter.source_system),
-        ] {
-            if let Some(value) = value {
-                params.push(Param::Text(value.clone()));
-                conditions.push(format!("{column} = ${}", params.len()));
-            }
-        }
-        params.push(Param::Int(i64::from(size) + 1));
+        let mut conditions = Conditions::default();
+        let at = conditions.value(Param::Int(after));
+        conditions.and(format!("position > {at}"));
+        conditions.equal("entity_type", filter.entity_type.clone());
+        conditions.equal("entity_key", filter.entity_key.clone());
+        conditions.equal("source_system", filter.source_system.clone());
+        let (clause, limit) = conditions.finish(Some(size));
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM sync_events WHERE {} ORDER BY position LIMIT ${}",
-            conditions.join(" AND "),
-            params.len()
+            "SELECT {EVENT_COLUMNS} FROM sync_events{clause} ORDER BY position LIMIT {limit}"
         );
         let rows: Vec<EventRow> = pg_dispatch!(&self.pool, pool => {
-            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?
+            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), conditions.params).fetch_all(pool).await?
         });
         Page::from_rows(rows, size, |row| row.position).try_map(Event::try_from)
     }
@@ -1272,25 +1338,16 @@ impl SyncStore for SqlSyncStore {
         entity_type: Option<&str>,
         target: Option<&str>,
     ) -> Result<Vec<Configuration>, SyncError> {
-        let mut conditions = Vec::new();
-        let mut params = Vec::new();
-        for (column, value) in [("entity_type", entity_type), ("target", target)] {
-            if let Some(value) = value {
-                params.push(Param::Text(value.to_owned()));
-                conditions.push(format!("{column} = ${}", params.len()));
-            }
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
+        let mut conditions = Conditions::default();
+        conditions.equal("entity_type", entity_type.map(str::to_owned));
+        conditions.equal("target", target.map(str::to_owned));
+        let (clause, _) = conditions.finish(None);
         let sql = format!(
-            "SELECT {CONFIGURATION_COLUMNS} FROM sync_configurations{filter} \
+            "SELECT {CONFIGURATION_COLUMNS} FROM sync_configurations{clause} \
              ORDER BY entity_type, source_system, target"
         );
         let rows: Vec<ConfigurationRow> = pg_dispatch!(&self.pool, pool => {
-            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?
+            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), conditions.params).fetch_all(pool).await?
         });
         rows.into_iter().map(Configuration::try_from).collect()
     }
@@ -1547,37 +1604,26 @@ impl SyncStore for SqlSyncStore {
         size: u32,
         token: &str,
     ) -> Result<Page<Delivery>, SyncError> {
-        let mut conditions = Vec::new();
-        let mut params = Vec::new();
-        if let Some((position, target)) = decode_token::<(i64, String)>(token)? {
-            params.push(Param::Int(position));
-            params.push(Param::Text(target));
-            conditions.push("(position > $1 OR (position = $1 AND target > $2))".to_owned());
-        }
-        if let Some(target) = &filter.target {
-            params.push(Param::Text(target.clone()));
-            conditions.push(format!("target = ${}", params.len()));
-        }
-        if let Some(state) = filter.state {
-            params.push(Param::Text(state.as_str().to_owned()));
-            conditions.push(format!("state = ${}", params.len()));
-        }
+        let mut conditions = Conditions::default();
+        let last = decode_token::<(i64, String)>(token)?;
+        conditions.after(
+            "position",
+            "target",
+            last.map(|(p, t)| (p, Param::Text(t))),
+            false,
+        );
+        conditions.equal("target", filter.target.clone());
+        conditions.equal("state", filter.state.map(|s| s.as_str().to_owned()));
         if let Some(position) = filter.position {
-            params.push(Param::Int(position));
-            conditions.push(format!("position = ${}", params.len()));
+            let at = conditions.value(Param::Int(position));
+            conditions.and(format!("position = {at}"));
         }
-        params.push(Param::Int(i64::from(size) + 1));
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
+        let (clause, limit) = conditions.finish(Some(size));
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM sync_deliveries{filter} ORDER BY position, target LIMIT ${}",
-            params.len()
+            "SELECT {DELIVERY_COLUMNS} FROM sync_deliveries{clause} ORDER BY position, target LIMIT {limit}"
         );
         let rows: Vec<DeliveryRow> = pg_dispatch!(&self.pool, pool => {
-            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?
+            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), conditions.params).fetch_all(pool).await?
         });
         Page::from_rows(rows, size, |row| (row.position, row.target.clone()))
             .try_map(Delivery::try_from)
@@ -1667,42 +1713,28 @@ impl SyncStore for SqlSyncStore {
         now: DateTime<Utc>,
     ) -> Result<(Page<Conflict>, u64), SyncError> {
         let stale_before = stored(now - STALE_AFTER);
-        let mut conditions = Vec::new();
-        let mut params = Vec::new();
-        if let Some((at, id)) = decode_token::<(DateTime<Utc>, String)>(token)? {
-            params.push(Param::Time(at));
-            params.push(Param::Text(id));
-            conditions.push("(detected_at < $1 OR (detected_at = $1 AND id < $2))".to_owned());
-        }
-        for (column, value) in [
-            ("status", filter.status.map(|s| s.as_str().to_owned())),
-            ("entity_type", filter.entity_type.clone()),
-            ("entity_key", filter.entity_key.clone()),
-            ("assignee", filter.assignee.clone()),
-        ] {
-            if let Some(value) = value {
-                params.push(Param::Text(value));
-                conditions.push(format!("{column} = ${}", params.len()));
-            }
-        }
-        if filter.stale_only {
-            params.push(Param::Time(stale_before));
-            conditions.push(format!(
-                "status <> 'closed' AND detected_at < ${}",
-                params.len()
-            ));
-        }
-        params.push(Param::Int(i64::from(size) + 1));
-        let filter_sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {CONFLICT_COLUMNS} FROM sync_conflicts{filter_sql} \
-             ORDER BY detected_at DESC, id DESC LIMIT ${}",
-            params.len()
+        let mut conditions = Conditions::default();
+        let last = decode_token::<(DateTime<Utc>, String)>(token)?;
+        conditions.after(
+            "detected_at",
+            "id",
+            last.map(|(at, id)| (at, Param::Text(id))),
+            true,
         );
+        conditions.equal("status", filter.status.map(|s| s.as_str().to_owned()));
+        conditions.equal("entity_type", filter.entity_type.clone());
+        conditions.equal("entity_key", filter.entity_key.clone());
+        conditions.equal("assignee", filter.assignee.clone());
+        if filter.stale_only {
+            let before = conditions.value(Param::Time(stale_before));
+            conditions.and(format!("status <> 'closed' AND detected_at < {before}"));
+        }
+        let (clause, limit) = conditions.finish(Some(size));
+        let sql = format!(
+            "SELECT {CONFLICT_COLUMNS} FROM sync_conflicts{clause} \
+             ORDER BY detected_at DESC, id DESC LIMIT {limit}"
+        );
+        let params = conditions.params;
         let (rows, stale): (Vec<ConflictRow>, i64) = pg_dispatch!(&self.pool, pool => {
             let rows = bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?;
             let stale = sqlx::query_scalar(
@@ -2244,29 +2276,21 @@ impl SyncStore for SqlSyncStore {
         size: u32,
         token: &str,
     ) -> Result<Page<BatchRun>, SyncError> {
-        let mut conditions = Vec::new();
-        let mut params = Vec::new();
-        if let Some((at, id)) = decode_token::<(DateTime<Utc>, String)>(token)? {
-            params.push(Param::Time(at));
-            params.push(Param::Text(id));
-            conditions.push("(started_at < $1 OR (started_at = $1 AND id < $2))".to_owned());
-        }
-        if let Some(configuration) = configuration_id {
-            params.push(Param::Text(configuration.to_owned()));
-            conditions.push(format!("configuration_id = ${}", params.len()));
-        }
-        params.push(Param::Int(i64::from(size) + 1));
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
+        let mut conditions = Conditions::default();
+        let last = decode_token::<(DateTime<Utc>, String)>(token)?;
+        conditions.after(
+            "started_at",
+            "id",
+            last.map(|(at, id)| (at, Param::Text(id))),
+            true,
+        );
+        conditions.equal("configuration_id", configuration_id.map(str::to_owned));
+        let (clause, limit) = conditions.finish(Some(size));
         let sql = format!(
-            "SELECT {BATCH_COLUMNS} FROM sync_batch_runs{filter} ORDER BY started_at DESC, id DESC LIMIT ${}",
-            params.len()
+            "SELECT {BATCH_COLUMNS} FROM sync_batch_runs{clause} ORDER BY started_at DESC, id DESC LIMIT {limit}"
         );
         let rows: Vec<BatchRow> = pg_dispatch!(&self.pool, pool => {
-            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), params).fetch_all(pool).await?
+            bind_all!(sqlx::query_as(AssertSqlSafe(sql)), conditions.params).fetch_all(pool).await?
         });
         Page::from_rows(rows, size, |row| (row.started_at, row.id.clone()))
             .try_map(BatchRun::try_from)
