@@ -134,7 +134,7 @@ impl Relay {
             return Ok(0);
         }
         let events = rows.iter().map(OutboxRow::to_event).collect();
-        self.store.record(events, Utc::now()).await?;
+        self.store.record_relayed(events, Utc::now()).await?;
         self.recorded.notify_one();
         self.mark_relayed(&rows).await?;
         Ok(rows.len())

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 harsha_testkit::on_sqlite_and_postgres!(
     each_strategy_settles_the_same_conflict_as_documented,
     the_manual_workflow_holds_only_its_entity_until_closed,
+    relayed_erp_changes_get_versions_and_conflict_when_made_on_an_old_one,
 );
 
 struct Fixture {
@@ -508,4 +509,107 @@ async fn the_manual_workflow_holds_only_its_entity_until_closed(engine: Engine) 
     assert_eq!(stale.items.len(), 1);
     assert_eq!(stale.items[0].entity_key, "CUST-3");
     assert!(stale.items[0].is_stale(tomorrow));
+}
+
+async fn relayed_erp_changes_get_versions_and_conflict_when_made_on_an_old_one(engine: Engine) {
+    let f = fixture(engine).await;
+    f.route("crm", System::Crm, ConflictStrategy::Manual, None, &[])
+        .await;
+    f.route(
+        "erp",
+        System::Erpnext,
+        ConflictStrategy::SourceWins,
+        None,
+        &[],
+    )
+    .await;
+    let erp_change = |n: i64| NewEvent {
+        idempotency_key: format!("erp-outbox:{n}"),
+        source_system: System::Erpnext,
+        entity_type: EntityType::parse("Customer").unwrap(),
+        entity_key: "CUST-9".into(),
+        operation: Operation::Update,
+        event_type: "customer.updated".into(),
+        payload: json!({"credit_limit": n * 1000})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        entity_version: 0,
+        base_version: 0,
+        occurred_at: Utc::now(),
+        correlation_id: None,
+    };
+    let relay = |n: i64| {
+        let store = Arc::clone(&f.store);
+        async move {
+            store
+                .record_relayed(vec![erp_change(n)], Utc::now())
+                .await
+                .unwrap()
+                .pop()
+                .unwrap()
+        }
+    };
+    let first = relay(1).await;
+    assert_eq!(
+        (
+            first.event.change.entity_version,
+            first.event.change.base_version
+        ),
+        (1, 0)
+    );
+    // The CRM changes version 1; its change reaches ERPNext.
+    let (crm_change, _) = f
+        .publish(
+            System::Crm,
+            "CUST-9",
+            2,
+            1,
+            json!({"credit_limit": 2500}),
+            0,
+        )
+        .await;
+    let sent = f.drain_all(crm_change).await;
+    assert!(sent.iter().any(|(to, _)| to == "erp"));
+    // ERPNext's next change is made on what it has: no conflict.
+    let second = relay(2).await;
+    assert_eq!(
+        (
+            second.event.change.entity_version,
+            second.event.change.base_version
+        ),
+        (3, 2)
+    );
+    assert_eq!(second.conflicts, 0);
+    // The CRM changes again, and ERPNext changes before receiving it.
+    let (_, none) = f
+        .publish(
+            System::Crm,
+            "CUST-9",
+            4,
+            3,
+            json!({"credit_limit": 4000}),
+            0,
+        )
+        .await;
+    assert_eq!(none, 0);
+    let third = relay(3).await;
+    assert_eq!(
+        (
+            third.event.change.entity_version,
+            third.event.change.base_version
+        ),
+        (5, 3)
+    );
+    assert_eq!(
+        third.conflicts, 1,
+        "ERPNext's change was made on version 3, the CRM's is 4"
+    );
+    let conflict = f.conflict_for("crm").await;
+    assert_eq!(
+        (conflict.source_system, conflict.competing_system),
+        (System::Erpnext, System::Crm)
+    );
+    assert_eq!(conflict.conflicting_fields, ["credit_limit"]);
+    assert_eq!(conflict.status, ConflictStatus::Detected);
 }

@@ -319,7 +319,7 @@ async fn customer_changes_reach_the_webhook(erp_engine: Engine, sync_engine: Eng
     let first = relay.pending().await.unwrap();
     assert_eq!(first.len(), 2);
     mesh.store
-        .record(first.iter().map(|row| row.to_event()).collect(), Utc::now())
+        .record_relayed(first.iter().map(|row| row.to_event()).collect(), Utc::now())
         .await
         .unwrap();
     // ...and the restarted relay records nothing twice.

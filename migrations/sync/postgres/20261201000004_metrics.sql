@@ -65,3 +65,5 @@ CREATE INDEX idx_sync_batch_runs_route ON sync_batch_runs (configuration_id, sta
 CREATE INDEX idx_sync_batch_runs_started ON sync_batch_runs (started_at);
 -- One run of a route at a time, across replicas.
 CREATE UNIQUE INDEX uniq_sync_batch_running ON sync_batch_runs (configuration_id) WHERE status = 'running';
+-- What was delivered of an entity (versions of relayed changes).
+CREATE INDEX idx_sync_deliveries_entity ON sync_deliveries (entity_type, entity_key, state);

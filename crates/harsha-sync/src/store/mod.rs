@@ -70,6 +70,9 @@ impl StreamCursor {
     };
 }
 
+/// How long past its target's timeout a claimed delivery stays leased.
+pub const LEASE_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+
 /// What is waiting right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Backlog {
@@ -179,6 +182,17 @@ pub trait SyncStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<Recorded>, SyncError>;
 
+    /// Records changes relayed from a source that keeps no versions (the
+    /// ERP outbox), like [`SyncStore::record`], giving each the next version
+    /// of its entity, made on the newest version its source is known to
+    /// have had (its own last change, or the last change delivered to it),
+    /// so its changes are checked for conflicts like versioned ones.
+    async fn record_relayed(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, SyncError>;
+
     /// The event at `position`.
     async fn event(&self, position: i64) -> Result<Event, SyncError>;
 
@@ -246,7 +260,9 @@ pub trait SyncStore: Send + Sync {
 
     /// Claims up to `limit` due deliveries to enabled targets — at most one
     /// per target and entity, the earliest waiting — for an attempt, leased
-    /// until `lease_until`.
+    /// until `lease_until` or, sooner, until the longest timeout among the
+    /// claimed targets plus [`LEASE_MARGIN`] has passed (so the attempts of
+    /// a process that died are made again soon after).
     async fn claim(
         &self,
         now: DateTime<Utc>,

@@ -21,8 +21,8 @@ use sqlx::{AssertSqlSafe, error::ErrorKind, types::Json};
 use uuid::Uuid;
 
 use super::{
-    Backlog, Claim, ConflictFilter, DeliveryFilter, EventFilter, Finished, Recorded, Retention,
-    RetentionReport, StreamCursor, SyncStore,
+    Backlog, Claim, ConflictFilter, DeliveryFilter, EventFilter, Finished, LEASE_MARGIN, Recorded,
+    Retention, RetentionReport, StreamCursor, SyncStore,
 };
 use crate::{
     SyncError,
@@ -63,6 +63,19 @@ const ROUTE: &str = "INSERT INTO sync_deliveries (target, position, configuratio
      JOIN sync_targets t ON t.name = c.target \
      WHERE c.enabled AND c.mode = 'realtime' AND c.entity_type = $2 \
      AND (c.source_system = '*' OR c.source_system = $5) AND t.system <> $5";
+
+/// The newest version of an entity ($1, $2) a system ($3) is known to
+/// have had before position $4: its own last change, or the last change
+/// delivered to one of its targets.
+const KNOWN_VERSION: &str = "SELECT COALESCE(MAX(v), 0) FROM ( \
+     SELECT MAX(entity_version) AS v FROM sync_events \
+       WHERE entity_type = $1 AND entity_key = $2 AND source_system = $3 AND position < $4 \
+     UNION ALL \
+     SELECT MAX(e.entity_version) AS v FROM sync_deliveries d \
+       JOIN sync_targets t ON t.name = d.target \
+       JOIN sync_events e ON e.position = d.position \
+       WHERE d.entity_type = $1 AND d.entity_key = $2 AND d.state = 'delivered' AND t.system = $3 \
+     ) known";
 
 /// The routes a conflicting event takes ($1 entity type, $2 source system),
 /// as [`ROUTE`] chooses them, read for a decision per route.
@@ -902,45 +915,15 @@ impl SqlSyncStore {
         }
     }
 
-    /// The statement that draws the next position, and the one that takes
-    /// an entity's lock first (PostgreSQL only).
-    fn position_sql(&self) -> (&'static str, Option<&'static str>) {
-        match self.pool {
-            PgPool::Postgres(_) => ("SELECT nextval('sync_event_position')", Some(ENTITY_LOCK)),
-            PgPool::Sqlite(_) => (
-                "SELECT COALESCE(MAX(position), 0) + 1 FROM sync_events",
-                None,
-            ),
-        }
-    }
-}
-
-/// A time as the databases keep it (PostgreSQL to the microsecond), so
-/// what a write returns equals what a later read finds.
-fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.trunc_subsecs(6)
-}
-
-/// The error for a write that broke a constraint, or the driver's.
-fn constraint(
-    error: sqlx::Error,
-    unique: impl FnOnce() -> SyncError,
-    foreign: impl FnOnce() -> SyncError,
-) -> SyncError {
-    match &error {
-        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => unique(),
-        sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => foreign(),
-        _ => error.into(),
-    }
-}
-
-#[async_trait::async_trait]
-impl SyncStore for SqlSyncStore {
+    /// Records events (see [`SyncStore::record`]); with `derive_versions`,
+    /// each event's versions are worked out here (see
+    /// [`SyncStore::record_relayed`]).
     #[tracing::instrument(name = "store.record_events", skip_all, fields(count = events.len()))]
-    async fn record(
+    async fn record_with(
         &self,
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
+        derive_versions: bool,
     ) -> Result<Vec<Recorded>, SyncError> {
         let now = stored(now);
         let (next_position, lock) = self.position_sql();
@@ -1006,6 +989,29 @@ impl SyncStore for SqlSyncStore {
                     continue;
                 }
                 let event_id = Uuid::now_v7().to_string();
+                if derive_versions {
+                    // A new version of the entity, made on the newest one
+                    // its source is known to have had: its own last change,
+                    // or the last change delivered to it.
+                    let newest: i64 = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(entity_version), 0) FROM sync_events \
+                         WHERE entity_type = $1 AND entity_key = $2 AND position < $3",
+                    )
+                    .bind(change.entity_type.as_str())
+                    .bind(&change.entity_key)
+                    .bind(position)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let known: i64 = sqlx::query_scalar(KNOWN_VERSION)
+                        .bind(change.entity_type.as_str())
+                        .bind(&change.entity_key)
+                        .bind(change.source_system.as_str())
+                        .bind(position)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    change.entity_version = newest + 1;
+                    change.base_version = known;
+                }
                 sqlx::query(AssertSqlSafe(insert_event.clone()))
                 .bind(position)
                 .bind(&event_id)
@@ -1104,6 +1110,56 @@ impl SyncStore for SqlSyncStore {
             tx.commit().await?;
             Ok(recorded)
         })
+    }
+
+    /// The statement that draws the next position, and the one that takes
+    /// an entity's lock first (PostgreSQL only).
+    fn position_sql(&self) -> (&'static str, Option<&'static str>) {
+        match self.pool {
+            PgPool::Postgres(_) => ("SELECT nextval('sync_event_position')", Some(ENTITY_LOCK)),
+            PgPool::Sqlite(_) => (
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM sync_events",
+                None,
+            ),
+        }
+    }
+}
+
+/// A time as the databases keep it (PostgreSQL to the microsecond), so
+/// what a write returns equals what a later read finds.
+fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+/// The error for a write that broke a constraint, or the driver's.
+fn constraint(
+    error: sqlx::Error,
+    unique: impl FnOnce() -> SyncError,
+    foreign: impl FnOnce() -> SyncError,
+) -> SyncError {
+    match &error {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => unique(),
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => foreign(),
+        _ => error.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncStore for SqlSyncStore {
+    async fn record(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, SyncError> {
+        self.record_with(events, now, false).await
+    }
+
+    async fn record_relayed(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, SyncError> {
+        self.record_with(events, now, true).await
     }
 
     async fn event(&self, position: i64) -> Result<Event, SyncError> {
@@ -1479,6 +1535,9 @@ impl SyncStore for SqlSyncStore {
                  WHERE state = 'pending' AND ({})",
                 keys.join(" OR ")
             );
+            let longest = claims.iter().map(|c| c.target.timeout_ms).max().unwrap_or(0);
+            let lease_until = lease_until
+                .min(now + chrono::Duration::milliseconds(i64::from(longest)) + LEASE_MARGIN);
             let mut query = sqlx::query(AssertSqlSafe(update)).bind(lease_until);
             for claim in &claims {
                 query = query.bind(claim.delivery.target.as_str()).bind(claim.delivery.position);
