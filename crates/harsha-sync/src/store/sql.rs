@@ -906,6 +906,16 @@ impl SqlSyncStore {
         }
     }
 
+    /// The suffix that locks the rows a `SELECT` reads until commit:
+    /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose writers take
+    /// turns.
+    fn for_update(&self) -> &'static str {
+        match self.pool {
+            PgPool::Postgres(_) => " FOR UPDATE",
+            PgPool::Sqlite(_) => "",
+        }
+    }
+
     /// The writer's turn on SQLite; nothing on PostgreSQL, whose row locks
     /// and advisory lock order the writers.
     async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -1256,10 +1266,7 @@ impl SyncStore for SqlSyncStore {
         let now = stored(now);
         let select = format!(
             "SELECT {TARGET_COLUMNS} FROM sync_targets WHERE name = $1{}",
-            match self.pool {
-                PgPool::Postgres(_) => " FOR UPDATE",
-                PgPool::Sqlite(_) => "",
-            }
+            self.for_update()
         );
         let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
@@ -1418,10 +1425,7 @@ impl SyncStore for SqlSyncStore {
         let now = stored(now);
         let select = format!(
             "SELECT {CONFIGURATION_COLUMNS} FROM sync_configurations WHERE id = $1{}",
-            match self.pool {
-                PgPool::Postgres(_) => " FOR UPDATE",
-                PgPool::Sqlite(_) => "",
-            }
+            self.for_update()
         );
         let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
@@ -1843,10 +1847,7 @@ impl SyncStore for SqlSyncStore {
         let now = stored(now);
         let select = format!(
             "SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE id = $1{}",
-            match self.pool {
-                PgPool::Postgres(_) => " FOR UPDATE",
-                PgPool::Sqlite(_) => "",
-            }
+            self.for_update()
         );
         let _turn = self.turn().await;
         pg_dispatch!(&self.pool, pool => {
