@@ -10,7 +10,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ use crate::{
         batch::{BatchRun, BatchStatus, validate},
         delivery::backoff,
     },
+    store::stored,
 };
 
 /// Events per chunk.
@@ -120,9 +121,9 @@ impl BatchRunner {
         }
         let (last, _) = self.store.last_batch_run(&configuration.id).await?;
         // Times as the databases keep them (to the microsecond).
-        let now = now.trunc_subsecs(6);
-        let since = since.map(|t| t.trunc_subsecs(6));
-        let until = until.map_or(now, |t| t.trunc_subsecs(6));
+        let now = stored(now);
+        let since = since.map(stored);
+        let until = until.map_or(now, stored);
         let since = since.unwrap_or_else(|| last.map_or(until - FIRST_RUN_REACH, |run| run.until));
         if since >= until {
             return Err(SyncError::invalid(
@@ -278,7 +279,7 @@ impl BatchRunner {
                 tracing::warn!(error = %harsha_store::status::error_chain(&error), "batch run progress not saved");
             }
         }
-        run.finish(stopped, Utc::now().trunc_subsecs(6));
+        run.finish(stopped, stored(Utc::now()));
         if let Err(error) = self.store.save_batch_run(&run).await {
             tracing::error!(error = %harsha_store::status::error_chain(&error), "batch run end not saved");
         }

@@ -27,7 +27,6 @@ use crate::{
     domain::{
         Attempt, AttemptOutcome, Event, Target, TargetKind, Verdict,
         delivery::{backoff, signature},
-        routing::MAX_TIMEOUT_MS,
     },
     store::{Claim, Finished},
 };
@@ -358,8 +357,6 @@ pub struct Dispatcher {
 const RECORD_BATCH: usize = 512;
 /// How often lapsed leases are looked for.
 const LEASE_SWEEP: Duration = Duration::from_secs(10);
-/// How long past the longest timeout a claim stays leased.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 impl Dispatcher {
     /// A dispatcher on `store`, woken early by `wake` (new events, finished
@@ -441,13 +438,10 @@ impl Dispatcher {
             let free = permits.available_permits();
             let mut claimed = 0;
             if free > 0 {
-                let lease = Utc::now()
-                    + chrono::Duration::milliseconds(i64::from(MAX_TIMEOUT_MS))
-                    + chrono::Duration::from_std(LEASE_MARGIN).unwrap_or_default();
                 let limit = u32::try_from(free)
                     .unwrap_or(u32::MAX)
                     .min(self.settings.batch);
-                match self.store.claim(Utc::now(), limit, lease).await {
+                match self.store.claim(Utc::now(), limit).await {
                     Ok(claims) => {
                         claimed = claims.len();
                         for claim in claims {

@@ -160,11 +160,7 @@ impl Fixture {
         let mut seen = Vec::new();
         for _ in 0..6 {
             let now = Utc::now();
-            let claims = self
-                .store
-                .claim(now, 100, now + Duration::seconds(60))
-                .await
-                .unwrap();
+            let claims = self.store.claim(now, 100).await.unwrap();
             if claims.is_empty() {
                 break;
             }

@@ -127,7 +127,7 @@ impl Fixture {
         let now = Utc::now();
         let mut claimed: Vec<_> = self
             .store
-            .claim(now, 100, now + Duration::seconds(60))
+            .claim(now, 100)
             .await
             .unwrap()
             .into_iter()
@@ -325,11 +325,7 @@ async fn claims_hold_back_only_the_entity_that_waits(engine: Engine) {
     f.finish(a1, "crm", 1, AttemptOutcome::Retrying, None).await; // no-op: not in flight
     let due = f
         .store
-        .claim(
-            Utc::now() + Duration::seconds(31),
-            10,
-            Utc::now() + Duration::seconds(90),
-        )
+        .claim(Utc::now() + Duration::seconds(31), 10)
         .await
         .unwrap();
     assert_eq!(due.len(), 1);
@@ -471,16 +467,20 @@ async fn lapsed_leases_make_the_attempt_again(engine: Engine) {
     f.record(vec![event("o1", System::Ecommerce, "Order", "SO-1")])
         .await;
     let now = Utc::now();
-    let claimed = f
-        .store
-        .claim(now, 10, now + Duration::milliseconds(10))
-        .await
-        .unwrap();
+    let claimed = f.store.claim(now, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
+    // Leased for the target's timeout (1 s) and the margin (10 s).
     assert_eq!(f.store.release_lapsed(now).await.unwrap(), 0);
     assert_eq!(
         f.store
-            .release_lapsed(now + Duration::seconds(1))
+            .release_lapsed(now + Duration::seconds(10))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        f.store
+            .release_lapsed(now + Duration::seconds(12))
             .await
             .unwrap(),
         1

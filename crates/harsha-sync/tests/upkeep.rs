@@ -116,10 +116,7 @@ async fn a_minute_of_sync_is_measured_once(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(conflicted[0].conflicts, 1);
-    let claims = store
-        .claim(now, 10, now + Duration::seconds(60))
-        .await
-        .unwrap();
+    let claims = store.claim(now, 10).await.unwrap();
     assert_eq!(claims.len(), 4, "A, B, C and D's first change");
     let finished: Vec<Finished> = claims
         .iter()

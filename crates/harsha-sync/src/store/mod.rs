@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use harsha_store::page::Page;
 
 pub use sql::SqlSyncStore;
+pub(crate) use sql::stored;
 
 use crate::{
     SyncError,
@@ -260,15 +261,10 @@ pub trait SyncStore: Send + Sync {
 
     /// Claims up to `limit` due deliveries to enabled targets — at most one
     /// per target and entity, the earliest waiting — for an attempt, leased
-    /// until `lease_until` or, sooner, until the longest timeout among the
-    /// claimed targets plus [`LEASE_MARGIN`] has passed (so the attempts of
-    /// a process that died are made again soon after).
-    async fn claim(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Claim>, SyncError>;
+    /// from `now` for the longest timeout among the claimed targets plus
+    /// [`LEASE_MARGIN`] (so the attempts of a process that died are made
+    /// again soon after).
+    async fn claim(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Claim>, SyncError>;
 
     /// Records attempts and moves their deliveries on (delivered, pending
     /// again, or dead), all in one transaction. An attempt whose lease

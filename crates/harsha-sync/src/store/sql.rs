@@ -1137,7 +1137,7 @@ impl SqlSyncStore {
 
 /// A time as the databases keep it (PostgreSQL to the microsecond), so
 /// what a write returns equals what a later read finds.
-fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)
 }
 
@@ -1491,12 +1491,7 @@ impl SyncStore for SqlSyncStore {
     }
 
     #[tracing::instrument(name = "store.claim_deliveries", skip_all)]
-    async fn claim(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Claim>, SyncError> {
+    async fn claim(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Claim>, SyncError> {
         let lock = match self.pool {
             PgPool::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
             PgPool::Sqlite(_) => "",
@@ -1540,8 +1535,7 @@ impl SyncStore for SqlSyncStore {
                 keys.join(" OR ")
             );
             let longest = claims.iter().map(|c| c.target.timeout_ms).max().unwrap_or(0);
-            let lease_until = lease_until
-                .min(now + chrono::Duration::milliseconds(i64::from(longest)) + LEASE_MARGIN);
+            let lease_until = now + chrono::Duration::milliseconds(i64::from(longest)) + LEASE_MARGIN;
             let mut query = sqlx::query(AssertSqlSafe(update)).bind(lease_until);
             for claim in &claims {
                 query = query.bind(claim.delivery.target.as_str()).bind(claim.delivery.position);
