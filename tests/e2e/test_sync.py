@@ -21,6 +21,7 @@ from google.protobuf import struct_pb2
 from conftest import start_mesh, stop_mesh
 from harsha.customer.v1 import customer_pb2, customer_pb2_grpc
 from harsha.sync.v1 import sync_pb2 as pb, sync_pb2_grpc
+from test_access import user_with
 from test_edge import call
 from wire import violations
 
@@ -278,17 +279,11 @@ def test_killing_the_mesh_mid_stream_loses_no_event(tmp_path, webhook):
 
 def admin_user(mesh) -> tuple:
     """A second operator (role admin): their login name and access token."""
-    from harsha.auth.v1 import auth_pb2, auth_pb2_grpc
+    from harsha.auth.v1 import auth_pb2_grpc
 
-    name = f"reviewer{uuid.uuid4().hex[:8]}"
-    password = "a long reviewer password"
     with mesh.channel("auth") as channel:
-        auth = auth_pb2_grpc.AuthServiceStub(channel)
-        auth.CreateUser(auth_pb2.CreateUserRequest(username=name, email=f"{name}@harshadelights.in",
-                                                   password=password, roles=["admin"]))
-        token = auth.Login(auth_pb2.LoginRequest(username=name, password=password)).access_token
-    mesh.secrets.add(token)
-    return name, token
+        user, metadata = user_with(mesh, {"auth": auth_pb2_grpc.AuthServiceStub(channel)}, "admin")
+    return user.username, dict(metadata)["authorization"].removeprefix("Bearer ")
 
 
 def test_a_conflict_goes_through_the_manual_workflow_over_rest(mesh, webhook):
