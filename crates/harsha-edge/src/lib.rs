@@ -41,7 +41,7 @@ pub mod openapi;
 pub mod routes;
 pub mod shared;
 pub mod transcode;
-pub mod upstreams;
+pub use harsha_mesh::upstream as upstreams;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

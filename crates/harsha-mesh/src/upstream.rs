@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harsha_mesh::{
+use crate::{
     balance::{Strategy, WeightedRoundRobin, least_loaded},
     breaker::{BreakerSettings, CircuitBreaker, State},
 };
