@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ["customer", "inventory", "pricing", "auth", "sync"]
+SERVICES = ["customer", "inventory", "pricing", "auth", "sync", "order"]
 
 
 def _generate_stubs() -> Path:

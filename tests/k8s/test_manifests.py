@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-SERVICES = {"customer": 50051, "inventory": 50052, "pricing": 50053, "auth": 50054, "sync": 50055}
+SERVICES = {"customer": 50051, "inventory": 50052, "pricing": 50053, "auth": 50054, "sync": 50055, "order": 50056}
 
 
 def documents():

@@ -87,4 +87,11 @@ pub mod harsha {
             tonic::include_proto!("harsha.sync.v1");
         }
     }
+    /// Orders placed across the mesh.
+    pub mod order {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("harsha.order.v1");
+        }
+    }
 }

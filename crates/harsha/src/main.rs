@@ -19,6 +19,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod demo;
+mod demo_hooks;
 mod server;
 mod settings;
 
@@ -89,6 +90,8 @@ enum ServeTarget {
     Auth,
     /// Events and conflicts.
     Sync,
+    /// Orders placed across the others.
+    Order,
     /// The REST/JSON edge in front of them.
     Edge,
 }
@@ -101,6 +104,7 @@ impl ServeTarget {
             Self::Pricing => ServiceKind::Pricing,
             Self::Auth => ServiceKind::Auth,
             Self::Sync => ServiceKind::Sync,
+            Self::Order => ServiceKind::Order,
             Self::Edge => return None,
         })
     }
@@ -251,6 +255,7 @@ fn service_config(settings: &Settings) -> anyhow::Result<server::ServiceConfig> 
         auth: settings.auth()?,
         access: settings.access()?,
         sync: settings.sync(&settings.databases.erp)?,
+        order: settings.order()?,
     })
 }
 
@@ -316,6 +321,23 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             )
             .await?;
     }
+    if config.access.enforce && config.order.api_key.is_empty() {
+        // The Order service calls the others with a key of its own, made
+        // anew at each start and never written anywhere.
+        use harsha_auth::domain::Scope;
+        config.order.api_key = accounts
+            .internal_key(
+                "harsha up: orders check customers, price and reserve stock",
+                &[
+                    Scope::CustomerRead,
+                    Scope::InventoryRead,
+                    Scope::InventoryWrite,
+                    Scope::PricingQuote,
+                ],
+                chrono::Utc::now(),
+            )
+            .await?;
+    }
 
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
@@ -349,6 +371,23 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
         "edge",
         edge_listener.local_addr()?
     );
+    if demo {
+        // Stand-ins for the systems order events flow to, with the Sync
+        // targets and routes that send them there.
+        let (hooks, address) =
+            demo_hooks::DemoHooks::start(settings.demo.hooks_listen, shutdown.clone()).await?;
+        hooks
+            .route_orders(
+                database_for(Role::Sync)?.pg_pool()?,
+                &format!("http://{address}"),
+            )
+            .await
+            .context("routing demo order events")?;
+        println!(
+            "  {:<10} http://{address}/hooks/{{warehouse,crm,analytics}}  where order events arrive",
+            "demo hooks",
+        );
+    }
     servers.spawn(
         run_edge(
             &settings,

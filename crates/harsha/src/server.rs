@@ -25,6 +25,7 @@ use harsha_auth::{
 use harsha_customer::{CustomerGrpc, SqlCustomerStore};
 use harsha_inventory::{InventoryConfig, InventoryGrpc, SqlInventoryStore, jobs::JobSchedule};
 use harsha_mesh::AccessLayer;
+use harsha_order::{OrderGrpc, Saga, SqlOrderStore};
 use harsha_pricing::{
     PricingGrpc, SqlPricingStore, cache::RuleCache, profiles::GrpcCustomerProfiles,
 };
@@ -57,22 +58,25 @@ pub enum ServiceKind {
     Auth,
     /// Events and conflicts.
     Sync,
+    /// Orders placed across the others.
+    Order,
 }
 
 impl ServiceKind {
     /// Every service, in start-up order.
-    pub const ALL: [ServiceKind; 5] = [
+    pub const ALL: [ServiceKind; 6] = [
         Self::Customer,
         Self::Inventory,
         Self::Pricing,
         Self::Auth,
         Self::Sync,
+        Self::Order,
     ];
 
     /// The database role the service uses.
     pub fn role(self) -> Role {
         match self {
-            Self::Customer | Self::Inventory | Self::Pricing => Role::Erp,
+            Self::Customer | Self::Inventory | Self::Pricing | Self::Order => Role::Erp,
             Self::Auth => Role::Gateway,
             Self::Sync => Role::Sync,
         }
@@ -86,6 +90,7 @@ impl ServiceKind {
             Self::Pricing => "harsha.pricing.v1.PricingService",
             Self::Auth => "harsha.auth.v1.AuthService",
             Self::Sync => "harsha.sync.v1.SyncService",
+            Self::Order => "harsha.order.v1.OrderService",
         }
     }
 
@@ -97,6 +102,7 @@ impl ServiceKind {
             Self::Pricing => services.pricing,
             Self::Auth => services.auth,
             Self::Sync => services.sync,
+            Self::Order => services.order,
         }
     }
 
@@ -108,6 +114,7 @@ impl ServiceKind {
             Self::Pricing => "pricing",
             Self::Auth => "auth",
             Self::Sync => "sync",
+            Self::Order => "order",
         }
     }
 }
@@ -144,6 +151,8 @@ pub struct ServiceConfig {
     pub access: AccessConfig,
     /// The Sync service's relay, dispatcher and partitions.
     pub sync: crate::settings::SyncRuntime,
+    /// The Order service's saga and clients.
+    pub order: crate::settings::OrderRuntime,
 }
 
 /// Access control on every service.
@@ -237,6 +246,12 @@ enum StoreHandOff {
     /// The Sync service's slot; its relay, dispatcher and partition
     /// maintenance start with it, the dispatcher woken through the notify.
     Sync(harsha_sync::grpc::StoreSlot, Arc<tokio::sync::Notify>),
+    /// The Order service's slot and the clients its saga calls through;
+    /// recovery of unfinished orders starts with it.
+    Order(
+        harsha_order::grpc::SagaSlot,
+        Arc<harsha_order::services::GrpcDownstream>,
+    ),
 }
 
 /// Runs one service on `listener` until `shutdown` is cancelled, then lets
@@ -325,6 +340,15 @@ pub async fn run(
             (
                 router.add_service(service.into_server()),
                 StoreHandOff::Sync(slot, wake),
+            )
+        }
+        ServiceKind::Order => {
+            let slot = harsha_order::grpc::SagaSlot::default();
+            let downstream = order_clients(&config.order, &shutdown)?;
+            let service = OrderGrpc::new(Arc::clone(&slot));
+            (
+                router.add_service(service.into_server()),
+                StoreHandOff::Order(slot, downstream),
             )
         }
     };
@@ -499,6 +523,21 @@ async fn become_ready(
                 shutdown.clone().cancelled_owned(),
             ));
         }
+        StoreHandOff::Order(slot, downstream) => {
+            let Some(pool) = erp_pool() else { return };
+            let saga = Arc::new(Saga::new(
+                Arc::new(SqlOrderStore::new(pool)),
+                downstream,
+                config.order.config.clone(),
+            ));
+            let _ = slot.set(Arc::clone(&saga));
+            // Orders a previous process left unfinished are settled now,
+            // then whatever is cut short later.
+            tokio::spawn(saga.run_recovery(
+                config.order.recovery_every,
+                shutdown.clone().cancelled_owned(),
+            ));
+        }
     }
     // Calls cannot be checked until the token keys are loaded.
     if let Some(gatekeeper) = gatekeeper {
@@ -623,4 +662,38 @@ pub async fn connect(
         }
     }
     Ok(database)
+}
+
+/// The Order service's clients of the services it calls: each through
+/// `harsha-mesh` (its endpoints health-checked and balanced, a breaker per
+/// endpoint, a deadline per call, trace context, its own API key).
+fn order_clients(
+    order: &crate::settings::OrderRuntime,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<harsha_order::services::GrpcDownstream>> {
+    let upstreams = harsha_mesh::upstream::Upstreams::new(
+        order.endpoints.clone(),
+        harsha_mesh::balance::Strategy::WeightedRoundRobin,
+        order.breaker,
+    )
+    .map_err(|e| anyhow::anyhow!("order endpoints: {e}"))?;
+    tokio::spawn(Arc::clone(&upstreams).run(
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let client = |service: &str| {
+        harsha_mesh::client::ServiceClient::new(
+            Arc::clone(&upstreams),
+            service,
+            Some(order.api_key.as_str()),
+            order.call_timeout,
+        )
+        .map_err(|e| anyhow::anyhow!(e))
+    };
+    Ok(Arc::new(harsha_order::services::GrpcDownstream::new(
+        client("harsha.customer.v1.CustomerService")?,
+        client("harsha.inventory.v1.InventoryService")?,
+        client("harsha.pricing.v1.PricingService")?,
+    )))
 }

@@ -38,6 +38,70 @@ pub struct Settings {
     pub edge: EdgeSettings,
     /// Sync service behaviour.
     pub sync: SyncSettings,
+    /// Order service behaviour.
+    pub order: OrderSettings,
+    /// `harsha up --demo` extras.
+    pub demo: DemoSettings,
+}
+
+/// The `[demo]` section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DemoSettings {
+    /// Where the demo webhook receivers listen.
+    pub hooks_listen: SocketAddr,
+}
+
+/// The `[order]` section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderSettings {
+    /// The Customer service; empty for `services.customer`.
+    pub customer_endpoint: String,
+    /// The Inventory service; empty for `services.inventory`.
+    pub inventory_endpoint: String,
+    /// The Pricing service; empty for `services.pricing`.
+    pub pricing_endpoint: String,
+    /// The API key presented to them.
+    pub api_key: String,
+    /// Milliseconds each call may take.
+    pub call_timeout_ms: u64,
+    /// Failures that open a called endpoint's circuit.
+    pub breaker_failures: u32,
+    /// Seconds it stays open.
+    pub breaker_open_seconds: u64,
+    /// Hours a placed order's stock stays reserved.
+    pub reservation_hold_hours: u64,
+    /// Seconds a process owns an order it works on.
+    pub lease_seconds: u64,
+    /// Seconds a retry waits for a placement still running.
+    pub replay_wait_seconds: u64,
+    /// Seconds between looks for unfinished orders.
+    pub recovery_seconds: u64,
+    /// Minimum days to expiry for channels not listed.
+    pub default_min_shelf_life_days: i32,
+    /// Minimum days to expiry per channel.
+    #[serde(default)]
+    pub min_shelf_life_days: std::collections::BTreeMap<String, i32>,
+    /// Channels needing a primary segment.
+    pub segment_required_channels: Vec<String>,
+    /// Recovery drills: abort after this saga step.
+    pub abort_after_step: String,
+}
+
+/// What the Order service runs with, checked.
+#[derive(Debug, Clone)]
+pub struct OrderRuntime {
+    /// The saga's configuration.
+    pub config: harsha_order::OrderConfig,
+    /// `(gRPC service name, endpoint)` of each service called.
+    pub endpoints: Vec<(String, String)>,
+    /// The API key presented.
+    pub api_key: String,
+    /// Each call's deadline.
+    pub call_timeout: std::time::Duration,
+    /// The breakers of called endpoints.
+    pub breaker: harsha_mesh::breaker::BreakerSettings,
+    /// How often unfinished orders are looked for.
+    pub recovery_every: std::time::Duration,
 }
 
 /// The `[sync]` section.
@@ -135,6 +199,8 @@ pub struct EdgeUpstreams {
     pub auth: String,
     /// The Sync service.
     pub sync: String,
+    /// The Order service.
+    pub order: String,
 }
 
 /// The `[auth]` section.
@@ -268,6 +334,8 @@ pub struct Services {
     pub auth: SocketAddr,
     /// SyncService.
     pub sync: SocketAddr,
+    /// OrderService.
+    pub order: SocketAddr,
 }
 
 impl Settings {
@@ -413,7 +481,87 @@ impl Settings {
         })
     }
 
-    /// The SQLite URL of a role's file under `data_dir`.
+    /// The Order service's runtime settings, checked.
+    pub fn order(&self) -> anyhow::Result<OrderRuntime> {
+        let order = &self.order;
+        anyhow::ensure!(
+            order.call_timeout_ms > 0 && order.lease_seconds > 0 && order.recovery_seconds > 0,
+            "order.call_timeout_ms, order.lease_seconds and order.recovery_seconds must be positive"
+        );
+        anyhow::ensure!(
+            (1..=168).contains(&order.reservation_hold_hours),
+            "order.reservation_hold_hours must be 1 to 168, not {}",
+            order.reservation_hold_hours
+        );
+        let abort_after_step = match order.abort_after_step.as_str() {
+            "" => None,
+            step => Some(
+                harsha_order::domain::SagaStep::parse(step)
+                    .filter(|s| {
+                        matches!(
+                            s,
+                            harsha_order::domain::SagaStep::Reserving
+                                | harsha_order::domain::SagaStep::Applying
+                        )
+                    })
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "order.abort_after_step must be empty, \"reserving\" or \"applying\", not {step:?}"
+                        )
+                    })?,
+            ),
+        };
+        let pick = |configured: &str, address: SocketAddr| {
+            if configured.is_empty() {
+                format!("http://{address}")
+            } else {
+                configured.to_owned()
+            }
+        };
+        Ok(OrderRuntime {
+            config: harsha_order::OrderConfig {
+                time_zone: self.time_zone()?,
+                hold: std::time::Duration::from_secs(order.reservation_hold_hours * 3600),
+                lease: std::time::Duration::from_secs(order.lease_seconds),
+                replay_wait: std::time::Duration::from_secs(order.replay_wait_seconds),
+                min_shelf_life_days: order
+                    .min_shelf_life_days
+                    .iter()
+                    .map(|(channel, days)| (channel.to_uppercase(), *days))
+                    .collect(),
+                default_min_shelf_life_days: order.default_min_shelf_life_days.max(1),
+                segment_required_channels: order
+                    .segment_required_channels
+                    .iter()
+                    .map(|c| c.to_uppercase())
+                    .collect(),
+                abort_after_step,
+            },
+            endpoints: vec![
+                (
+                    "harsha.customer.v1.CustomerService".into(),
+                    pick(&order.customer_endpoint, self.services.customer),
+                ),
+                (
+                    "harsha.inventory.v1.InventoryService".into(),
+                    pick(&order.inventory_endpoint, self.services.inventory),
+                ),
+                (
+                    "harsha.pricing.v1.PricingService".into(),
+                    pick(&order.pricing_endpoint, self.services.pricing),
+                ),
+            ],
+            api_key: order.api_key.clone(),
+            call_timeout: std::time::Duration::from_millis(order.call_timeout_ms),
+            breaker: harsha_mesh::breaker::BreakerSettings {
+                failures_to_open: order.breaker_failures.max(1),
+                open_for: std::time::Duration::from_secs(order.breaker_open_seconds.max(1)),
+            },
+            recovery_every: std::time::Duration::from_secs(order.recovery_seconds),
+        })
+    }
+
+    /// The Auth service's settings, checked.
     pub fn auth(&self) -> anyhow::Result<harsha_auth::AuthSettings> {
         let auth = &self.auth;
         anyhow::ensure!(
@@ -506,6 +654,10 @@ impl Settings {
                 (
                     "harsha.sync.v1.SyncService".into(),
                     pick(&upstreams.sync, self.services.sync),
+                ),
+                (
+                    "harsha.order.v1.OrderService".into(),
+                    pick(&upstreams.order, self.services.order),
                 ),
             ],
             default_timeout: std::time::Duration::from_secs(self.edge.timeout_seconds),

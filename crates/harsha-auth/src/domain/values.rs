@@ -127,7 +127,9 @@ scopes! {
     PricingRead => "pricing:read", "Read rules, festivals, prices and rule effectiveness.";
     PricingWrite => "pricing:write", "Change rules, festivals and prices.";
     PricingQuote => "pricing:quote", "Price carts and apply quotes.";
+    OrderRead => "order:read", "Read orders.";
     OrderWrite => "order:write", "Place and cancel orders.";
+    OrderFulfil => "order:fulfil", "Fulfil orders (issue their reserved stock).";
     SyncRead => "sync:read", "Read events and conflicts.";
     SyncPublish => "sync:publish", "Publish change events from an external system.";
     SyncAdmin => "sync:admin", "Resolve conflicts, replay and configure sync.";
@@ -172,12 +174,12 @@ macro_rules! roles {
 }
 
 roles! {
-    Admin => "admin", "Operators: everything.", [CustomerRead, CustomerWrite, InventoryRead, InventoryWrite, PricingRead, PricingWrite, PricingQuote, OrderWrite, SyncRead, SyncPublish, SyncAdmin, AuthAdmin];
-    Sales => "sales", "Sales staff and the CRM.", [CustomerRead, CustomerWrite, InventoryRead, PricingRead, PricingQuote, OrderWrite, SyncPublish];
-    Warehouse => "warehouse", "Warehouse staff and systems.", [InventoryRead, InventoryWrite, SyncPublish];
+    Admin => "admin", "Operators: everything.", [CustomerRead, CustomerWrite, InventoryRead, InventoryWrite, PricingRead, PricingWrite, PricingQuote, OrderRead, OrderWrite, OrderFulfil, SyncRead, SyncPublish, SyncAdmin, AuthAdmin];
+    Sales => "sales", "Sales staff and the CRM.", [CustomerRead, CustomerWrite, InventoryRead, PricingRead, PricingQuote, OrderRead, OrderWrite, SyncPublish];
+    Warehouse => "warehouse", "Warehouse staff and systems.", [InventoryRead, InventoryWrite, OrderRead, OrderFulfil, SyncPublish];
     PricingManager => "pricing-manager", "Whoever sets prices and promotions.", [PricingRead, PricingWrite, PricingQuote, CustomerRead];
-    Storefront => "storefront", "E-commerce and the mobile app.", [CustomerRead, InventoryRead, PricingQuote, OrderWrite, SyncPublish];
-    Viewer => "viewer", "Read-only access for reports.", [CustomerRead, InventoryRead, PricingRead, SyncRead];
+    Storefront => "storefront", "E-commerce and the mobile app.", [CustomerRead, InventoryRead, PricingQuote, OrderRead, OrderWrite, SyncPublish];
+    Viewer => "viewer", "Read-only access for reports.", [CustomerRead, InventoryRead, PricingRead, OrderRead, SyncRead];
 }
 
 /// The scopes a set of roles grants, without repeats, in scope order.
@@ -233,6 +235,6 @@ mod tests {
                 .len()
         );
         assert_eq!("pricing:quote".parse::<Scope>(), Ok(Scope::PricingQuote));
-        assert_eq!(Scope::ALL.len(), 12);
+        assert_eq!(Scope::ALL.len(), 14);
     }
 }
