@@ -85,6 +85,16 @@ pub struct Placement {
     pub replayed: bool,
 }
 
+/// What releasing an order's reservations came to.
+enum Released {
+    /// Every one is given back (or was already).
+    All,
+    /// Some answer was unclear; ask again later.
+    Unclear,
+    /// The Inventory service refused one for good (e.g. it was issued).
+    Refused(String),
+}
+
 /// Runs orders through their steps.
 pub struct Saga {
     store: Arc<dyn OrderStore>,
@@ -120,6 +130,23 @@ fn failure_of(step: Step, status: &Status, line: Option<(u32, &str)>) -> Failure
         Step::Inventory | Step::Recovery | Step::Request => "inventory",
     };
     let (code, message) = match (step, status.code()) {
+        // The Order service's own credential was refused: its
+        // configuration, not the caller's request, is at fault.
+        (_, Code::PermissionDenied | Code::Unauthenticated) => (
+            Code::Internal,
+            format!(
+                "the {service} service refused the order service's credentials: {}",
+                status.message()
+            ),
+        ),
+        // The quote could not be applied (it lapsed): pricing again may pass.
+        (Step::Apply, _) => (
+            Code::Aborted,
+            format!(
+                "the order's price could not be confirmed ({}); send it again",
+                status.message()
+            ),
+        ),
         (Step::Customer, Code::NotFound) => (
             Code::InvalidArgument,
             format!("customer: {}", status.message()),
@@ -235,7 +262,14 @@ impl Saga {
         context: CallContext,
     ) -> Result<Placement, OrderError> {
         let at = now();
-        let order = Order::new(new_order_id(), &request, owner, at);
+        let mut order = Order::new(new_order_id(), &request, owner, at);
+        order.min_shelf_life_days = self
+            .config
+            .min_shelf_life_days
+            .get(&order.channel)
+            .copied()
+            .unwrap_or(self.config.default_min_shelf_life_days)
+            .max(1);
         match self.store.insert(&order, self.lease_until()).await? {
             Inserted::New => {
                 let saga = Arc::clone(self);
@@ -251,8 +285,44 @@ impl Saga {
                     replayed: false,
                 })
             }
-            Inserted::Existing(existing) => self.replay(*existing, &request).await,
+            Inserted::Existing(existing) => {
+                if existing.request_hash == request.fingerprint() && existing.may_try_again() {
+                    return self.try_again(*existing, &request, owner, context).await;
+                }
+                self.replay(*existing, &request).await
+            }
         }
+    }
+
+    /// Another attempt at an order whose last one failed for a reason that
+    /// may pass (its key sent again).
+    async fn try_again(
+        self: &Arc<Self>,
+        mut order: Order,
+        request: &OrderRequest,
+        owner: &str,
+        context: CallContext,
+    ) -> Result<Placement, OrderError> {
+        order.try_again();
+        let detail = format!("attempt {} for the same key", order.attempt);
+        match self.save(&mut order, owner, &detail, true, None).await {
+            Ok(()) => {}
+            // Another retry started the attempt first: its answer is ours.
+            Err(OrderError::Aborted(_)) => {
+                let current = self.store.order(&order.id).await?;
+                return self.replay(current, request).await;
+            }
+            Err(error) => return Err(error),
+        }
+        let saga = Arc::clone(self);
+        let placing = tokio::spawn(async move { saga.run_placement(order, &context).await });
+        let order = placing.await.map_err(|e| {
+            OrderError::Unavailable(format!("the placement stopped unexpectedly: {e}"))
+        })??;
+        Ok(Placement {
+            order,
+            replayed: false,
+        })
     }
 
     /// The first attempt's answer for a repeated key.
@@ -398,6 +468,7 @@ impl Saga {
         }))
         .await;
         let mut failed = None;
+        let mut unclear = Vec::new();
         for (line, result) in order.lines.iter_mut().zip(reservations) {
             match result {
                 Ok(reservation) => {
@@ -405,6 +476,9 @@ impl Saga {
                     line.batches = reservation.batches;
                 }
                 Err(status) => {
+                    if !definite(status.code()) {
+                        unclear.push(line.index);
+                    }
                     if failed.is_none() {
                         failed = Some(failure_of(
                             Step::Inventory,
@@ -416,6 +490,37 @@ impl Saga {
             }
         }
         if let Some(failure) = failed {
+            // A reservation whose answer was lost may have been made: ask
+            // again (the same request id returns it), so it is released.
+            // Any answer but the reservation leaves it to recovery (a
+            // "not enough stock" may only mean the first request still
+            // holds the batches), which asks again once the lease runs out.
+            let again = join_all(unclear.iter().map(|index| {
+                self.services
+                    .reserve(context, self.reserve_of(&order, *index))
+            }))
+            .await;
+            let mut known = true;
+            for (index, answer) in unclear.into_iter().zip(again) {
+                match answer {
+                    Ok(reservation) => {
+                        order.lines[index as usize].allocation_id = Some(reservation.allocation_id);
+                    }
+                    Err(_) => known = false,
+                }
+            }
+            if !known {
+                order.failure = Some(failure.clone());
+                self.save(
+                    &mut order,
+                    &owner,
+                    "failed; a reservation's outcome is unknown",
+                    true,
+                    None,
+                )
+                .await?;
+                return Err(OrderError::Placement(failure));
+            }
             return self.abandon(order, failure).await;
         }
 
@@ -476,13 +581,7 @@ impl Saga {
             item_code: line.item_code.clone(),
             qty: line.qty,
             warehouse: order.warehouse.clone(),
-            min_shelf_life_days: self
-                .config
-                .min_shelf_life_days
-                .get(&order.channel)
-                .copied()
-                .unwrap_or(self.config.default_min_shelf_life_days)
-                .max(1),
+            min_shelf_life_days: order.min_shelf_life_days,
             hold_seconds: hold,
         }
     }
@@ -507,21 +606,16 @@ impl Saga {
     /// Releases every reservation of a failed placement; the order ends
     /// FAILED once all are released, or stays for recovery to go on.
     async fn compensate(&self, order: &mut Order, context: &CallContext, actor: &str) -> bool {
-        let released = self.release_all(order, context).await;
-        if !released {
-            return false;
-        }
+        let detail = match self.release_all(order, context).await {
+            Released::All => "rolled back: every reservation released".to_owned(),
+            Released::Unclear => return false,
+            // Asking again cannot change it; the log says so.
+            Released::Refused(why) => {
+                format!("rolled back; a reservation could not be released ({why})")
+            }
+        };
         order.rolled_back();
-        match self
-            .save(
-                order,
-                actor,
-                "rolled back: every reservation released",
-                false,
-                None,
-            )
-            .await
-        {
+        match self.save(order, actor, &detail, false, None).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(order = %order.id, %error, "could not record the rollback; recovery will");
@@ -530,7 +624,7 @@ impl Saga {
         }
     }
 
-    async fn release_all(&self, order: &Order, context: &CallContext) -> bool {
+    async fn release_all(&self, order: &Order, context: &CallContext) -> Released {
         let results = join_all(
             order
                 .allocation_ids()
@@ -538,14 +632,23 @@ impl Saga {
                 .map(|id| async move { (self.services.release(context, &id).await, id) }),
         )
         .await;
-        let mut all = true;
+        let mut outcome = Released::All;
         for (result, id) in results {
-            if let Err(status) = result {
-                tracing::warn!(order = %order.id, allocation = %id, %status, "could not release a reservation yet");
-                all = false;
+            match result {
+                Ok(()) => {}
+                Err(status) if definite(status.code()) => {
+                    tracing::warn!(order = %order.id, allocation = %id, %status, "a reservation cannot be released");
+                    outcome = Released::Refused(format!("reservation {id}: {}", status.message()));
+                }
+                Err(status) => {
+                    tracing::warn!(order = %order.id, allocation = %id, %status, "could not release a reservation yet");
+                    if matches!(outcome, Released::All) {
+                        outcome = Released::Unclear;
+                    }
+                }
             }
         }
-        all
+        outcome
     }
 
     /// Cancels a placed order.
@@ -580,11 +683,20 @@ impl Saga {
         context: &CallContext,
         actor: &str,
     ) -> Result<Order, OrderError> {
-        if !self.release_all(&order, context).await {
-            return Err(OrderError::Unavailable(format!(
-                "order {} is being cancelled; its stock is released as soon as the inventory service answers",
-                order.id
-            )));
+        match self.release_all(&order, context).await {
+            Released::All => {}
+            Released::Unclear => {
+                return Err(OrderError::Unavailable(format!(
+                    "order {} is being cancelled; its stock is released as soon as the inventory service answers",
+                    order.id
+                )));
+            }
+            Released::Refused(why) => {
+                let message = format!("order {} cannot be cancelled: {why}", order.id);
+                order.back_to_placed();
+                self.save(&mut order, actor, &message, false, None).await?;
+                return Err(OrderError::FailedPrecondition(message));
+            }
         }
         order.finish(now());
         self.save(
@@ -697,10 +809,12 @@ impl Saga {
     ) -> Result<bool, OrderError> {
         tracing::info!(order = %order.id, status = order.status.as_str(), step = order.saga_step.as_str(), "finishing an interrupted order");
         match (order.status, order.saga_step) {
-            (OrderStatus::Cancelling, _) => self
-                .finish_cancel(order, context, RECOVERY_ACTOR)
-                .await
-                .map(|_| true),
+            (OrderStatus::Cancelling, _) => {
+                match self.finish_cancel(order, context, RECOVERY_ACTOR).await {
+                    Ok(_) | Err(OrderError::FailedPrecondition(_)) => Ok(true),
+                    Err(error) => Err(error),
+                }
+            }
             (OrderStatus::Fulfilling, _) => {
                 match self.finish_fulfil(order, context, RECOVERY_ACTOR).await {
                     Ok(_) | Err(OrderError::FailedPrecondition(_)) => Ok(true),
@@ -747,14 +861,14 @@ impl Saga {
                         }
                     }
                 }
-                order.fail(
-                    Failure {
-                        code: Code::Aborted as i32,
-                        message: format!("placing order {} was interrupted while reserving stock; it was rolled back — place it again with a new key", order.id),
-                        step: Step::Recovery,
-                    },
-                    true,
-                );
+                // A placement that failed with a reservation's outcome
+                // unknown keeps its own cause.
+                let failure = order.failure.clone().unwrap_or_else(|| Failure {
+                    code: Code::Aborted as i32,
+                    message: format!("placing order {} was interrupted while reserving stock; it was rolled back — place it again with a new key", order.id),
+                    step: Step::Recovery,
+                });
+                order.fail(failure, true);
                 self.save(
                     &mut order,
                     RECOVERY_ACTOR,

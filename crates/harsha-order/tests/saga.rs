@@ -41,6 +41,9 @@ harsha_testkit::on_every_engine!(
     recovery_places_an_order_whose_quote_was_applied,
     recovery_rolls_back_an_order_whose_quote_cannot_be_applied,
     a_rollback_waits_for_inventory_and_recovery_finishes_it,
+    a_reservation_whose_answer_was_lost_is_found_and_released,
+    a_key_sent_again_after_a_passing_failure_places_the_order,
+    a_cancellation_inventory_refuses_leaves_the_order_placed,
     cancel_releases_stock_and_records_a_reversal,
     fulfil_issues_stock_and_only_placed_orders_move,
     orders_list_by_customer_status_and_time,
@@ -69,6 +72,9 @@ struct Services {
     failing: HashMap<&'static str, Status>,
     /// item → the status its reservation fails with
     failing_items: HashMap<String, Status>,
+    /// item → how many more of its reservations are made but answered
+    /// with a timeout (the answer lost on the way back)
+    losing: HashMap<String, u32>,
 }
 
 #[derive(Default)]
@@ -219,8 +225,20 @@ impl Downstream for Fake {
         if let Some(status) = s.failing_items.get(&reserve.item_code) {
             return Err(status.clone());
         }
+        let lose = match s.losing.get_mut(&reserve.item_code) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        let lost = || Status::deadline_exceeded("no answer within 5000 ms");
         if let Some((id, item, qty, _)) = s.reservations.get(&reserve.request_id) {
-            return Ok(reservation(id, item, *qty));
+            return if lose {
+                Err(lost())
+            } else {
+                Ok(reservation(id, item, *qty))
+            };
         }
         let available = s.stock.get(&reserve.item_code).copied().unwrap_or_default();
         if available < reserve.qty {
@@ -241,6 +259,9 @@ impl Downstream for Fake {
                 Held::Reserved,
             ),
         );
+        if lose {
+            return Err(lost());
+        }
         Ok(reservation(&id, &reserve.item_code, reserve.qty))
     }
 
@@ -947,4 +968,147 @@ async fn orders_list_by_customer_status_and_time(engine: Engine) {
         ..Default::default()
     };
     assert!(f.store.list(&later, 10, "").await.unwrap().items.is_empty());
+}
+
+async fn a_reservation_whose_answer_was_lost_is_found_and_released(engine: Engine) {
+    let f = fixture(engine).await;
+    // LADDU's reservation is made but its answer lost once: asking again
+    // finds it, and the rollback releases it at once.
+    f.fake.0.lock().unwrap().losing.insert("LADDU".into(), 1);
+    let error = place(&f, "k1", &[("KAJU-KATLI", "2"), ("LADDU", "1")])
+        .await
+        .unwrap_err();
+    let OrderError::Placement(failure) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(failure.code, Code::DeadlineExceeded as i32);
+    assert_eq!(f.fake.stock("LADDU"), d("5"));
+    assert_eq!(f.fake.stock("KAJU-KATLI"), d("10"));
+    assert_eq!(f.fake.reserved_count(), 0);
+
+    // Lost twice: the order waits for recovery, which finds and releases it.
+    f.fake.0.lock().unwrap().losing.insert("LADDU".into(), 2);
+    let error = place(&f, "k2", &[("LADDU", "1")]).await.unwrap_err();
+    assert!(matches!(error, OrderError::Placement(_)), "{error:?}");
+    let mut order = f.store.by_key("sales1", "k2").await.unwrap().unwrap();
+    assert_eq!(
+        (order.status, order.saga_step),
+        (OrderStatus::Pending, SagaStep::Reserving)
+    );
+    assert_eq!(
+        f.fake.stock("LADDU"),
+        d("4"),
+        "held until recovery finds it"
+    );
+    interrupted(&f, &mut order, SagaStep::Reserving).await;
+    assert_eq!(f.saga.recover().await.unwrap(), 1);
+    let after = f.store.order(&order.id).await.unwrap();
+    assert_eq!(after.status, OrderStatus::Failed);
+    assert_eq!(
+        after.failure.unwrap().code,
+        Code::DeadlineExceeded as i32,
+        "the first cause is kept"
+    );
+    assert_eq!(f.fake.stock("LADDU"), d("5"));
+}
+
+async fn a_key_sent_again_after_a_passing_failure_places_the_order(engine: Engine) {
+    let f = fixture(engine).await;
+    f.fake
+        .fail("pricing", Status::unavailable("connection refused"));
+    let error = place(&f, "k", &[("KAJU-KATLI", "2")]).await.unwrap_err();
+    let OrderError::Placement(failure) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(failure.code, Code::Unavailable as i32);
+    // The same key again, once pricing is back: another attempt, same order.
+    f.fake.heal("pricing");
+    let first = f.store.by_key("sales1", "k").await.unwrap().unwrap();
+    let placed = f
+        .saga
+        .place(
+            request("CUST-1", "k", &[("KAJU-KATLI", "2")]),
+            "sales1",
+            CallContext::default(),
+        )
+        .await
+        .unwrap();
+    assert!(!placed.replayed);
+    assert_eq!(placed.order.id, first.id);
+    assert_eq!(
+        (placed.order.status, placed.order.attempt),
+        (OrderStatus::Placed, 2)
+    );
+    assert!(
+        f.fake.held().iter().all(|(id, _)| id.ends_with("/2/0")),
+        "{:?}",
+        f.fake.held()
+    );
+    assert_eq!(f.fake.stock("KAJU-KATLI"), d("8"));
+    let again = place(&f, "k", &[("KAJU-KATLI", "2")]).await.unwrap();
+    assert_eq!(again.id, first.id);
+    assert_eq!(f.fake.stock("KAJU-KATLI"), d("8"), "placed once");
+
+    // A refusal is final: the same key gets the same answer.
+    let error = place(&f, "big", &[("LADDU", "99")]).await.unwrap_err();
+    let again = place(&f, "big", &[("LADDU", "99")]).await.unwrap_err();
+    assert_eq!(error.to_string(), again.to_string());
+    assert_eq!(
+        f.store
+            .by_key("sales1", "big")
+            .await
+            .unwrap()
+            .unwrap()
+            .attempt,
+        1
+    );
+
+    // The order service's own credential refused: its fault, not the caller's.
+    f.fake.fail(
+        "customer",
+        Status::permission_denied("key lacks customer:read"),
+    );
+    let error = place(&f, "cred", &[("LADDU", "1")]).await.unwrap_err();
+    let OrderError::Placement(failure) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(failure.code, Code::Internal as i32);
+    assert!(
+        failure
+            .message
+            .contains("refused the order service's credentials"),
+        "{}",
+        failure.message
+    );
+}
+
+async fn a_cancellation_inventory_refuses_leaves_the_order_placed(engine: Engine) {
+    let f = fixture(engine).await;
+    let cx = CallContext::default();
+    let order = place(&f, "k", &[("LADDU", "2")]).await.unwrap();
+    f.fake.fail(
+        "release",
+        Status::failed_precondition(
+            "allocation is Confirmed; only a reserved allocation can become Released",
+        ),
+    );
+    let error = f
+        .saga
+        .cancel(&order.id, None, "crm", &cx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, OrderError::FailedPrecondition(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("cannot be cancelled"), "{error}");
+    assert_eq!(
+        f.store.order(&order.id).await.unwrap().status,
+        OrderStatus::Placed
+    );
+    assert_eq!(
+        f.saga.recover().await.unwrap(),
+        0,
+        "nothing left for recovery"
+    );
 }

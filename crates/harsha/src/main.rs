@@ -20,6 +20,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod demo;
 mod demo_hooks;
+mod loadgen;
+mod seed;
 mod server;
 mod settings;
 
@@ -75,6 +77,12 @@ enum Command {
     /// Operator tasks on the configured gateway database.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Load the demo data scaled up for load tests into the configured erp
+    /// database (migrating it first).
+    Seed(seed::Scale),
+    /// Drive orders, quotes and lookups through the edge at a fixed rate
+    /// and report throughput, latency percentiles and order-event lag.
+    Loadgen(loadgen::LoadArgs),
 }
 
 /// What `harsha serve` runs.
@@ -162,6 +170,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { service, listen } => serve(settings, service, listen).await,
         Command::Migrate { role } => migrate(settings, role).await,
         Command::Admin(command) => admin(settings, command).await,
+        Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Seed(scale) => {
+            let database = server::connect(
+                Role::Erp,
+                settings.databases.url(Role::Erp),
+                true,
+                &settings.pool,
+            )
+            .await?;
+            let today = chrono::Utc::now()
+                .with_timezone(&settings.time_zone()?)
+                .date_naive();
+            let result = seed::run(database.erp_pool()?, scale, today).await;
+            database.close().await;
+            result
+        }
     }
 }
 

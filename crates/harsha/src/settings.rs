@@ -488,6 +488,14 @@ impl Settings {
             order.call_timeout_ms > 0 && order.lease_seconds > 0 && order.recovery_seconds > 0,
             "order.call_timeout_ms, order.lease_seconds and order.recovery_seconds must be positive"
         );
+        // A step's calls (an attempt and, when the answer is lost, one
+        // more) must end well inside the lease, or another replica would
+        // take the order over from a placement still running.
+        anyhow::ensure!(
+            order.lease_seconds * 1000 >= 3 * order.call_timeout_ms,
+            "order.lease_seconds ({}) must be at least 3 × order.call_timeout_ms",
+            order.lease_seconds
+        );
         anyhow::ensure!(
             (1..=168).contains(&order.reservation_hold_hours),
             "order.reservation_hold_hours must be 1 to 168, not {}",

@@ -4,13 +4,15 @@
 -- until when the process working on it owns it; a process that finds an
 -- unfinished order whose lease ran out finishes it. `version` makes every
 -- save a compare-and-set, so two processes never both move one order.
+-- Idempotency keys compare byte for byte (no case folding, no padding), as
+-- on SQLite.
 
 CREATE TABLE `tabHD Order` (
   `name` varchar(140) NOT NULL,
   `creation` datetime(6) NOT NULL,
   `modified` datetime(6) NOT NULL,
   `modified_by` varchar(140) NOT NULL,
-  `owner` varchar(140) NOT NULL,
+  `owner` varchar(140) COLLATE utf8mb4_nopad_bin NOT NULL,
   `docstatus` int(1) NOT NULL DEFAULT 0,
   `customer` varchar(140) NOT NULL,
   `channel` varchar(40) NOT NULL,
@@ -19,7 +21,9 @@ CREATE TABLE `tabHD Order` (
   `saga_step` varchar(20) NOT NULL,
   `lease_until` datetime(6) NOT NULL,
   `version` bigint NOT NULL DEFAULT 0,
-  `idempotency_key` varchar(140) NOT NULL,
+  `idempotency_key` varchar(140) COLLATE utf8mb4_nopad_bin NOT NULL,
+  `attempt` int NOT NULL DEFAULT 1,
+  `min_shelf_life_days` int NOT NULL DEFAULT 1,
   `request_hash` varchar(64) NOT NULL,
   `currency` varchar(3) DEFAULT NULL,
   `subtotal` decimal(21,9) DEFAULT NULL,

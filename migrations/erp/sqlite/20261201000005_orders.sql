@@ -4,6 +4,8 @@
 -- until when the process working on it owns it; a process that finds an
 -- unfinished order whose lease ran out finishes it. `version` makes every
 -- save a compare-and-set, so two processes never both move one order.
+-- Idempotency keys compare byte for byte (no case folding, no padding), as
+-- on SQLite.
 
 CREATE TABLE `tabHD Order` (
   `name` TEXT NOT NULL,
@@ -20,6 +22,8 @@ CREATE TABLE `tabHD Order` (
   `lease_until` TEXT NOT NULL,
   `version` INTEGER NOT NULL DEFAULT 0,
   `idempotency_key` TEXT NOT NULL,
+  `attempt` INTEGER NOT NULL DEFAULT 1,
+  `min_shelf_life_days` INTEGER NOT NULL DEFAULT 1,
   `request_hash` TEXT NOT NULL,
   `currency` TEXT DEFAULT NULL,
   `subtotal` INTEGER DEFAULT NULL,

@@ -280,6 +280,12 @@ pub struct Order {
     pub idempotency_key: String,
     /// The request's fingerprint.
     pub request_hash: String,
+    /// Which attempt at placing it this is (a retry with the same key
+    /// after a failure that may pass makes another).
+    pub attempt: u32,
+    /// The days to expiry its stock must have at least (fixed when it is
+    /// made, so a repeated reservation asks for exactly the same).
+    pub min_shelf_life_days: i32,
     /// The currency, once priced.
     pub currency: Option<String>,
     /// Sum of gross amounts.
@@ -329,6 +335,8 @@ impl Order {
             saga_step: SagaStep::Started,
             idempotency_key: request.idempotency_key.clone(),
             request_hash: request.fingerprint(),
+            attempt: 1,
+            min_shelf_life_days: 1,
             currency: None,
             subtotal: None,
             total_discount: None,
@@ -363,9 +371,44 @@ impl Order {
     }
 
     /// The id each line's stock reservation is requested under: the same
-    /// on every try, so a repeated request returns the first reservation.
+    /// on every try of an attempt, so a repeated request returns the first
+    /// reservation.
     pub fn reservation_request_id(&self, line: &OrderLine) -> String {
-        format!("{}/{}", self.id, line.index)
+        format!("{}/{}/{}", self.id, self.attempt, line.index)
+    }
+
+    /// Whether a retry with the same key may make another attempt: the
+    /// last one failed for a reason that may pass (a service unavailable
+    /// or too slow, an interruption) and is wholly rolled back.
+    pub fn may_try_again(&self) -> bool {
+        const UNAVAILABLE: i32 = 14;
+        const DEADLINE_EXCEEDED: i32 = 4;
+        const ABORTED: i32 = 10;
+        self.status == OrderStatus::Failed
+            && self.saga_step == SagaStep::Done
+            && self
+                .failure
+                .as_ref()
+                .is_some_and(|f| matches!(f.code, UNAVAILABLE | DEADLINE_EXCEEDED | ABORTED))
+    }
+
+    /// Starts another attempt at `at`: pending again, with nothing priced
+    /// or reserved.
+    pub fn try_again(&mut self) {
+        self.attempt += 1;
+        self.status = OrderStatus::Pending;
+        self.saga_step = SagaStep::Started;
+        self.failure = None;
+        self.currency = None;
+        self.subtotal = None;
+        self.total_discount = None;
+        self.total = None;
+        self.quote_id = None;
+        for line in &mut self.lines {
+            line.pricing = None;
+            line.allocation_id = None;
+            line.batches.clear();
+        }
     }
 
     /// The reservations made so far.
@@ -459,9 +502,12 @@ impl Order {
         }
     }
 
-    /// Undoes a fulfilment that could not be made.
+    /// Undoes a fulfilment or cancellation that could not be made.
     pub fn back_to_placed(&mut self) {
-        if self.status == OrderStatus::Fulfilling {
+        if matches!(
+            self.status,
+            OrderStatus::Fulfilling | OrderStatus::Cancelling
+        ) {
             self.status = OrderStatus::Placed;
         }
     }
@@ -473,6 +519,7 @@ impl Order {
         if let serde_json::Value::Object(map) = &mut payload {
             map.remove("version");
             map.remove("request_hash");
+            map.remove("min_shelf_life_days");
             map.remove("saga_step");
             if reversal {
                 for key in ["subtotal", "total_discount", "total"] {
@@ -589,6 +636,6 @@ mod tests {
     #[test]
     fn reservation_ids_are_stable_per_line() {
         let o = order();
-        assert_eq!(o.reservation_request_id(&o.lines[0]), "HD-ORD-1/0");
+        assert_eq!(o.reservation_request_id(&o.lines[0]), "HD-ORD-1/1/0");
     }
 }

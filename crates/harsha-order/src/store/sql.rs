@@ -21,16 +21,17 @@ const SOURCE_SERVICE: &str = "order";
 
 const ORDER_COLUMNS: &str = "`name`, `creation`, `modified`, `owner`, `customer`, `channel`, \
      `set_warehouse`, `status`, `saga_step`, `version`, `idempotency_key`, `request_hash`, \
-     `currency`, `subtotal`, `total_discount`, `grand_total`, `quote`, `price_tier`, \
+     `attempt`, `min_shelf_life_days`, `currency`, `subtotal`, `total_discount`, `grand_total`, `quote`, `price_tier`, \
      `primary_segment`, `territory`, `failure_code`, `failure_step`, `failure_message`, \
      `placed_at`, `cancelled_at`, `fulfilled_at`, `cancel_reason`";
 
 const INSERT_ORDER: &str = "INSERT INTO `tabHD Order` (`name`, `creation`, `modified`, `modified_by`, \
      `owner`, `customer`, `channel`, `set_warehouse`, `status`, `saga_step`, `lease_until`, `version`, \
-     `idempotency_key`, `request_hash`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)";
+     `idempotency_key`, `request_hash`, `attempt`, `min_shelf_life_days`) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)";
 
 const UPDATE_ORDER: &str = "UPDATE `tabHD Order` SET `modified` = ?, `modified_by` = ?, `status` = ?, \
-     `saga_step` = ?, `lease_until` = ?, `version` = `version` + 1, `currency` = ?, `subtotal` = ?, \
+     `saga_step` = ?, `lease_until` = ?, `version` = `version` + 1, `attempt` = ?, `currency` = ?, `subtotal` = ?, \
      `total_discount` = ?, `grand_total` = ?, `quote` = ?, `price_tier` = ?, `primary_segment` = ?, \
      `territory` = ?, `failure_code` = ?, `failure_step` = ?, `failure_message` = ?, `placed_at` = ?, \
      `cancelled_at` = ?, `fulfilled_at` = ?, `cancel_reason` = ? WHERE `name` = ? AND `version` = ?";
@@ -60,6 +61,8 @@ struct OrderRow {
     version: i64,
     idempotency_key: String,
     request_hash: String,
+    attempt: i32,
+    min_shelf_life_days: i32,
     currency: Option<String>,
     subtotal: Option<DbDecimal>,
     total_discount: Option<DbDecimal>,
@@ -139,6 +142,8 @@ impl OrderRow {
             saga_step,
             idempotency_key: self.idempotency_key,
             request_hash: self.request_hash,
+            attempt: u32::try_from(self.attempt).unwrap_or(1),
+            min_shelf_life_days: self.min_shelf_life_days,
             currency: self.currency,
             subtotal: self.subtotal.map(money),
             total_discount: self.total_discount.map(money),
@@ -311,6 +316,8 @@ impl OrderStore for SqlOrderStore {
                 .bind(lease_until)
                 .bind(order.idempotency_key.as_str())
                 .bind(order.request_hash.as_str())
+                .bind(i32::try_from(order.attempt).unwrap_or(i32::MAX))
+                .bind(order.min_shelf_life_days)
                 .execute(&mut *tx)
                 .await;
             match inserted {
@@ -344,6 +351,7 @@ impl OrderStore for SqlOrderStore {
                 .bind(order.status.as_str())
                 .bind(order.saga_step.as_str())
                 .bind(save.lease_until)
+                .bind(i32::try_from(order.attempt).unwrap_or(i32::MAX))
                 .bind(order.currency.as_deref())
                 .bind(order.subtotal.map(DbDecimal))
                 .bind(order.total_discount.map(DbDecimal))
