@@ -380,3 +380,26 @@ def test_the_demo_systems_hear_every_order_signed(mesh, inventory_stub, order_st
         assert heard["badSignatures"] == 0
         event = next(e for e in heard["latest"] if e["entity_key"] == order.order_id)
         assert event["event_type"] == "order.placed" and event["source_system"] == "erpnext"
+
+
+def test_loadgen_drives_orders_quotes_and_lookups_and_times_the_events(mesh):
+    """`harsha loadgen` against the running mesh: it makes its own user and
+    plan, finds customers and items, and reports per kind of request and
+    the order events' lag at its own webhook."""
+    import json
+
+    done = subprocess.run(
+        [harsha_binary(), "loadgen", "--edge", mesh.edge_url(""), "--rate", "20", "--duration", "3",
+         "--warmup", "1", "--mix", "50,30,20", "--json"],
+        env=dict(os.environ, HARSHA_LOADGEN_PASSWORD=mesh.admin_password()),
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    kinds = {row["kind"]: row for row in report["kinds"]}
+    assert set(kinds) == {"POST /v1/orders", "POST /v1/quotes", "GET lookups"}, kinds
+    assert sum(row["sent"] for row in kinds.values()) >= 40
+    assert kinds["POST /v1/quotes"]["ok"] == kinds["POST /v1/quotes"]["sent"]
+    assert all(row["statuses"].keys() <= {"200", "400"} for row in kinds.values()), kinds
+    placed = report["events"]["expected"]
+    assert placed > 0 and report["events"]["received"] == placed
+    assert 0 < report["events"]["p50_ms"] <= report["events"]["p99_ms"]

@@ -594,6 +594,7 @@ async fn set_up(run: &mut Run, args: &LoadArgs) -> anyhow::Result<()> {
 struct Events {
     received: Arc<Mutex<HashMap<String, SystemTime>>>,
     route: String,
+    target: String,
 }
 
 async fn receive_events(run: &Arc<Run>) -> anyhow::Result<Events> {
@@ -646,10 +647,11 @@ async fn receive_events(run: &Arc<Run>) -> anyhow::Result<Events> {
     );
     Ok(Events {
         received,
-        route: body["configuration"]["configurationId"]
+        route: body["configuration"]["id"]
             .as_str()
             .unwrap_or_default()
             .to_owned(),
+        target: name,
     })
 }
 
@@ -676,6 +678,8 @@ impl Events {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // The route and its target go with the run (a target with
+        // deliveries still unfinished cannot be deleted: it is disabled).
         let admin = run.admin.clone();
         let _ = run
             .send(
@@ -685,6 +689,25 @@ impl Events {
                 Some(&admin),
             )
             .await;
+        let deleted = run
+            .send(
+                "DELETE",
+                &format!("/v1/targets/{}", self.target),
+                None,
+                Some(&admin),
+            )
+            .await;
+        if !matches!(deleted, Ok((200, _))) {
+            let disable = json!({"name": self.target, "enabled": false});
+            let _ = run
+                .send(
+                    "PATCH",
+                    &format!("/v1/targets/{}?updateMask=enabled", self.target),
+                    Some(&disable),
+                    Some(&admin),
+                )
+                .await;
+        }
         let received = self
             .received
             .lock()
