@@ -270,28 +270,37 @@ impl Saga {
             .copied()
             .unwrap_or(self.config.default_min_shelf_life_days)
             .max(1);
-        match self.store.insert(&order, self.lease_until()).await? {
-            Inserted::New => {
-                let saga = Arc::clone(self);
-                // Detached, so a caller hanging up cannot cut a placement
-                // short between two steps.
-                let placing =
-                    tokio::spawn(async move { saga.run_placement(order, &context).await });
-                let order = placing.await.map_err(|e| {
-                    OrderError::Unavailable(format!("the placement stopped unexpectedly: {e}"))
-                })??;
-                Ok(Placement {
-                    order,
-                    replayed: false,
-                })
-            }
-            Inserted::Existing(existing) => {
-                if existing.request_hash == request.fingerprint() && existing.may_try_again() {
-                    return self.try_again(*existing, &request, owner, context).await;
-                }
-                self.replay(*existing, &request).await
-            }
+        // A retry finds its order at once. A new order is recorded once it
+        // is checked and priced (those steps change nothing elsewhere),
+        // just before the first step that does.
+        if let Some(existing) = self.store.by_key(owner, &request.idempotency_key).await? {
+            return self
+                .answer_existing(existing, request, owner, context)
+                .await;
         }
+        let saga = Arc::clone(self);
+        // Detached, so a caller hanging up cannot cut a placement short
+        // between two steps.
+        let placing =
+            tokio::spawn(async move { saga.run_placement(order, &context, Some(request)).await });
+        placing.await.map_err(|e| {
+            OrderError::Unavailable(format!("the placement stopped unexpectedly: {e}"))
+        })?
+    }
+
+    /// The answer for a key already used: another attempt when the last
+    /// failed for a reason that may pass, else the first result.
+    async fn answer_existing(
+        self: &Arc<Self>,
+        existing: Order,
+        request: OrderRequest,
+        owner: &str,
+        context: CallContext,
+    ) -> Result<Placement, OrderError> {
+        if existing.request_hash == request.fingerprint() && existing.may_try_again() {
+            return self.try_again(existing, &request, owner, context).await;
+        }
+        self.replay(existing, &request).await
     }
 
     /// Another attempt at an order whose last one failed for a reason that
@@ -315,14 +324,10 @@ impl Saga {
             Err(error) => return Err(error),
         }
         let saga = Arc::clone(self);
-        let placing = tokio::spawn(async move { saga.run_placement(order, &context).await });
-        let order = placing.await.map_err(|e| {
+        let placing = tokio::spawn(async move { saga.run_placement(order, &context, None).await });
+        placing.await.map_err(|e| {
             OrderError::Unavailable(format!("the placement stopped unexpectedly: {e}"))
-        })??;
-        Ok(Placement {
-            order,
-            replayed: false,
-        })
+        })?
     }
 
     /// The first attempt's answer for a repeated key.
@@ -361,11 +366,21 @@ impl Saga {
         }
     }
 
-    /// Ends a placement that failed before anything was reserved.
-    async fn abandon(&self, mut order: Order, failure: Failure) -> Result<Order, OrderError> {
+    /// Ends a placement that failed: recorded as failed with its
+    /// reservations released, or (not recorded yet: nothing was changed
+    /// anywhere) only answered.
+    async fn abandon(
+        &self,
+        mut order: Order,
+        failure: Failure,
+        recorded: bool,
+    ) -> Result<Placement, OrderError> {
         tracing::info!(order = %order.id, step = failure.step.as_str(), reason = %failure.message, "placement failed");
         metrics::counter!("harsha_orders_failed_total", "step" => failure.step.as_str())
             .increment(1);
+        if !recorded {
+            return Err(OrderError::Placement(failure));
+        }
         let owner = order.owner.clone();
         order.fail(failure.clone(), true);
         let detail = format!("failed at {}: {}", failure.step.as_str(), failure.message);
@@ -377,11 +392,15 @@ impl Saga {
         Err(OrderError::Placement(failure))
     }
 
+    /// Runs a placement; `unrecorded` is the request of an order not yet
+    /// in the store (a first attempt), `None` for one that is.
     async fn run_placement(
-        &self,
+        self: &Arc<Self>,
         mut order: Order,
         context: &CallContext,
-    ) -> Result<Order, OrderError> {
+        unrecorded: Option<OrderRequest>,
+    ) -> Result<Placement, OrderError> {
+        let recorded = unrecorded.is_none();
         let owner = order.owner.clone();
         let today = chrono::Utc::now()
             .with_timezone(&self.config.time_zone)
@@ -395,7 +414,7 @@ impl Saga {
             Ok(facts) => facts,
             Err(status) => {
                 return self
-                    .abandon(order, failure_of(Step::Customer, &status, None))
+                    .abandon(order, failure_of(Step::Customer, &status, None), recorded)
                     .await;
             }
         };
@@ -405,7 +424,7 @@ impl Saga {
                 message: format!("customer {} is disabled", order.customer),
                 step: Step::Customer,
             };
-            return self.abandon(order, failure).await;
+            return self.abandon(order, failure, recorded).await;
         }
         if facts.primary_segment.is_none()
             && self
@@ -422,7 +441,7 @@ impl Saga {
                 ),
                 step: Step::Customer,
             };
-            return self.abandon(order, failure).await;
+            return self.abandon(order, failure, recorded).await;
         }
         order.learn_customer(&facts);
 
@@ -435,7 +454,7 @@ impl Saga {
             Ok(quoted) => quoted,
             Err(status) => {
                 return self
-                    .abandon(order, failure_of(Step::Pricing, &status, None))
+                    .abandon(order, failure_of(Step::Pricing, &status, None), recorded)
                     .await;
             }
         };
@@ -460,7 +479,17 @@ impl Saga {
             "customer checked; priced by quote {}; reserving stock",
             order.quote_id.as_deref().unwrap_or("")
         );
-        self.save(&mut order, &owner, &detail, true, None).await?;
+        match unrecorded {
+            Some(request) => match self.store.insert(&order, self.lease_until()).await? {
+                Inserted::New => {}
+                // A retry with the same key was recorded first: its
+                // answer is this one's.
+                Inserted::Existing(existing) => {
+                    return self.replay(*existing, &request).await;
+                }
+            },
+            None => self.save(&mut order, &owner, &detail, true, None).await?,
+        }
         self.maybe_abort(SagaStep::Reserving);
         let reservations = join_all(order.lines.iter().map(|line| {
             self.services
@@ -521,7 +550,7 @@ impl Saga {
                 .await?;
                 return Err(OrderError::Placement(failure));
             }
-            return self.abandon(order, failure).await;
+            return self.abandon(order, failure, true).await;
         }
 
         // 4. The quote, applied: from here the order goes forward.
@@ -539,7 +568,7 @@ impl Saga {
             Ok(()) => {}
             Err(status) if definite(status.code()) => {
                 return self
-                    .abandon(order, failure_of(Step::Apply, &status, None))
+                    .abandon(order, failure_of(Step::Apply, &status, None), true)
                     .await;
             }
             Err(status) => {
@@ -567,7 +596,10 @@ impl Saga {
         metrics::counter!("harsha_orders_placed_total", "channel" => order.channel.clone())
             .increment(1);
         tracing::info!(order = %order.id, total = ?order.total, "order placed");
-        Ok(order)
+        Ok(Placement {
+            order,
+            replayed: false,
+        })
     }
 
     fn reserve_of(&self, order: &Order, index: u32) -> Reserve {

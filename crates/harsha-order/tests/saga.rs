@@ -420,7 +420,11 @@ async fn a_placed_order_carries_prices_reservations_and_one_event(engine: Engine
         .into_iter()
         .map(|e| e.saga_step)
         .collect();
-    assert_eq!(log, vec!["started", "reserving", "applying", "done"]);
+    assert_eq!(
+        log,
+        vec!["reserving", "applying", "done"],
+        "recorded once checked and priced"
+    );
 }
 
 async fn a_repeated_key_returns_the_first_result_and_places_one_order(engine: Engine) {
@@ -1014,16 +1018,36 @@ async fn a_reservation_whose_answer_was_lost_is_found_and_released(engine: Engin
 
 async fn a_key_sent_again_after_a_passing_failure_places_the_order(engine: Engine) {
     let f = fixture(engine).await;
+    // Pricing unreachable: nothing was recorded, so the key is free.
     f.fake
         .fail("pricing", Status::unavailable("connection refused"));
+    let error = place(&f, "early", &[("KAJU-KATLI", "1")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OrderError::Placement(_)), "{error:?}");
+    assert!(f.store.by_key("sales1", "early").await.unwrap().is_none());
+    f.fake.heal("pricing");
+    // Inventory unreachable once stock was being reserved: recorded as
+    // failed, and the same key may try again.
+    f.fake
+        .fail("inventory", Status::unavailable("connection refused"));
     let error = place(&f, "k", &[("KAJU-KATLI", "2")]).await.unwrap_err();
     let OrderError::Placement(failure) = &error else {
         panic!("{error:?}")
     };
     assert_eq!(failure.code, Code::Unavailable as i32);
-    // The same key again, once pricing is back: another attempt, same order.
-    f.fake.heal("pricing");
-    let first = f.store.by_key("sales1", "k").await.unwrap().unwrap();
+    f.fake.heal("inventory");
+    // No reservation answered, so none is known not to exist: recovery
+    // asks again (inventory is back) and ends the order failed.
+    let mut first = f.store.by_key("sales1", "k").await.unwrap().unwrap();
+    assert_eq!(
+        (first.status, first.saga_step),
+        (OrderStatus::Pending, SagaStep::Reserving)
+    );
+    interrupted(&f, &mut first, SagaStep::Reserving).await;
+    assert_eq!(f.saga.recover().await.unwrap(), 1);
+    assert_eq!(f.fake.stock("KAJU-KATLI"), d("10"));
+    // The same key again: another attempt, same order.
     let placed = f
         .saga
         .place(
@@ -1039,10 +1063,11 @@ async fn a_key_sent_again_after_a_passing_failure_places_the_order(engine: Engin
         (placed.order.status, placed.order.attempt),
         (OrderStatus::Placed, 2)
     );
+    let held = f.fake.held();
     assert!(
-        f.fake.held().iter().all(|(id, _)| id.ends_with("/2/0")),
-        "{:?}",
-        f.fake.held()
+        held.iter()
+            .all(|(id, h)| (*h == Held::Reserved) == id.ends_with("/2/0")),
+        "the first attempt's reservation (found by recovery) released, the second's held: {held:?}"
     );
     assert_eq!(f.fake.stock("KAJU-KATLI"), d("8"));
     let again = place(&f, "k", &[("KAJU-KATLI", "2")]).await.unwrap();
