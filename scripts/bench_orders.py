@@ -89,15 +89,18 @@ def step_times(limit: int) -> dict:
     `limit` placed orders."""
     rows = mysql(
         "SELECT l.parent, l.saga_step, l.status, "
-        "CAST(UNIX_TIMESTAMP(l.creation) * 1000000 AS UNSIGNED) FROM `tabHD Order Saga Log` l "
-        "JOIN (SELECT name FROM `tabHD Order` WHERE status IN ('Placed', 'Fulfilled', 'Cancelled') "
+        "CAST(UNIX_TIMESTAMP(l.creation) * 1000000 AS UNSIGNED), "
+        "CAST(UNIX_TIMESTAMP(o.creation) * 1000000 AS UNSIGNED) FROM `tabHD Order Saga Log` l "
+        "JOIN (SELECT name, creation FROM `tabHD Order` WHERE status IN ('Placed', 'Fulfilled', 'Cancelled') "
         f"ORDER BY creation DESC LIMIT {limit}) o ON o.name = l.parent ORDER BY l.parent, l.creation",
         ERP_DB)
     by_order = {}
     for line in rows.splitlines():
-        order, step, status, micros = line.split("\t")
-        by_order.setdefault(order, []).append((step, status, int(micros)))
-    gaps = {"record → reserving (customer + quote)": [], "reserving → applying (stock reserved)": [],
+        order, step, status, micros, created = line.split("\t")
+        # The order's creation is when its request arrived (it is recorded
+        # once checked and priced).
+        by_order.setdefault(order, [("started", "Pending", int(created))]).append((step, status, int(micros)))
+    gaps = {"request → recorded (customer + quote)": [], "reserving → applying (stock reserved)": [],
             "applying → placed (quote applied, order + event written)": [], "total": []}
     for steps in by_order.values():
         at = {}
@@ -105,7 +108,7 @@ def step_times(limit: int) -> dict:
             key = "placed" if status == "Placed" and step == "done" else step
             at.setdefault(key, micros)
         if {"started", "reserving", "applying", "placed"} <= at.keys():
-            gaps["record → reserving (customer + quote)"].append(at["reserving"] - at["started"])
+            gaps["request → recorded (customer + quote)"].append(at["reserving"] - at["started"])
             gaps["reserving → applying (stock reserved)"].append(at["applying"] - at["reserving"])
             gaps["applying → placed (quote applied, order + event written)"].append(at["placed"] - at["applying"])
             gaps["total"].append(at["placed"] - at["started"])
@@ -139,14 +142,16 @@ def main():
         for db in (GATEWAY_DB, SYNC_DB):
             psql(f"DROP DATABASE IF EXISTS {db}")
             psql(f"CREATE DATABASE {db}")
-        run(binary, env, "migrate")
+    # Reused databases get the migrations added since they were made.
+    run(binary, env, "migrate")
+    if not args.reuse:
         started = time.monotonic()
         subprocess.run([str(binary), "seed", "--customers", str(args.customers), "--items", str(args.items),
                         "--batches", str(args.batches)], env=env, check=True)
         print(f"seeded in {time.monotonic() - started:.0f} s", file=sys.stderr)
-        # The seeded rows are not news: the run starts with nothing for the
-        # relay to catch up on, as a live system would.
-        mysql("UPDATE `tabHD Sync Outbox` SET relayed_at = UTC_TIMESTAMP(6) WHERE relayed_at IS NULL", ERP_DB)
+    # The seeded rows (and an earlier run's leftovers) are not news: the run
+    # starts with nothing for the relay to catch up on, as a live system would.
+    mysql("UPDATE `tabHD Sync Outbox` SET relayed_at = UTC_TIMESTAMP(6) WHERE relayed_at IS NULL", ERP_DB)
     if args.seed_only:
         return
     username = f"bench{int(time.time())}"

@@ -333,7 +333,7 @@ impl OrderStore for SqlOrderStore {
                 other => other?,
             };
             write_lines!(tx, order, order.created, false);
-            write_log!(tx, order, order.created, order.owner.as_str(), "order recorded");
+            write_log!(tx, order, super::now(), order.owner.as_str(), "order recorded");
             tx.commit().await?;
             Ok(Inserted::New)
         })
