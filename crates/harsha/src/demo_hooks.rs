@@ -152,6 +152,26 @@ impl DemoHooks {
         Ok(())
     }
 
+    /// Disables the demo targets of an earlier `--demo` run (a run without
+    /// the receivers would otherwise retry every order event against an
+    /// address nothing listens on).
+    pub async fn disable_targets(sync: PgPool) -> anyhow::Result<()> {
+        let store = SqlSyncStore::new(sync);
+        let now = chrono::Utc::now();
+        for system in SYSTEMS {
+            let name = TargetName::parse(&target_name(system))?;
+            let patch = TargetPatch {
+                enabled: Some(false),
+                ..TargetPatch::default()
+            };
+            match store.update_target(&name, patch, now).await {
+                Ok(_) | Err(SyncError::TargetNotFound(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
     fn record(&self, system: &str, signed: bool, event: serde_json::Value) {
         let mut heard = self
             .heard

@@ -411,6 +411,10 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             "  {:<10} http://{address}/hooks/{{warehouse,crm,analytics}}  where order events arrive",
             "demo hooks",
         );
+    } else {
+        demo_hooks::DemoHooks::disable_targets(database_for(Role::Sync)?.pg_pool()?)
+            .await
+            .context("disabling the demo's event targets")?;
     }
     servers.spawn(
         run_edge(
