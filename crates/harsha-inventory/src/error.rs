@@ -79,6 +79,15 @@ pub enum InventoryError {
     /// The change does not fit the record's current state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// One request of several made together failed; none of them was
+    /// made.
+    #[error("lines[{index}]: {error}")]
+    AtLine {
+        /// The request's position.
+        index: usize,
+        /// Why it failed.
+        error: Box<InventoryError>,
+    },
     /// The database is not connected or migrated yet.
     #[error("the inventory database is not ready")]
     NotReady,
@@ -102,6 +111,7 @@ impl InventoryError {
         match self {
             Self::Store(store) => store.is_contention(),
             Self::Aborted(_) => true,
+            Self::AtLine { error, .. } => error.is_retryable(),
             _ => false,
         }
     }

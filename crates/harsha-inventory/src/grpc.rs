@@ -46,6 +46,9 @@ pub type StoreSlot = Arc<OnceLock<Arc<dyn InventoryStore>>>;
 
 /// The longest hold an allocation may ask for: a week.
 const MAX_HOLD_SECONDS: i32 = 7 * 24 * 3600;
+/// The most requests `AllocateStockLines` takes at once.
+pub const MAX_ALLOCATION_LINES: usize = 100;
+
 /// The longest minimum shelf life an allocation may ask for: ten years.
 const MAX_SHELF_LIFE_DAYS: i32 = 3650;
 /// The longest free text accepted in reasons.
@@ -59,6 +62,60 @@ pub struct InventoryGrpc {
 }
 
 impl InventoryGrpc {
+    /// A request to reserve stock, checked field by field.
+    fn allocation_request(
+        &self,
+        request: pb::AllocateStockRequest,
+    ) -> Result<AllocationRequest, InventoryError> {
+        let hold_seconds = match request.hold_seconds {
+            0 => self.config.default_hold_seconds,
+            hold if (1..=MAX_HOLD_SECONDS).contains(&hold) => {
+                u32::try_from(hold).unwrap_or(u32::MAX)
+            }
+            hold => {
+                return Err(InventoryError::invalid(
+                    "hold_seconds",
+                    format!("must be between 1 and {MAX_HOLD_SECONDS}, not {hold}"),
+                ));
+            }
+        };
+        let request_id = text(&request.request_id, "request_id", false)?;
+        if request_id
+            .as_ref()
+            .is_some_and(|id| id.chars().count() > 140)
+        {
+            return Err(InventoryError::invalid(
+                "request_id",
+                "is longer than 140 characters",
+            ));
+        }
+        Ok(AllocationRequest {
+            request_id,
+            item_code: doc_name(&request.item_code, "item_code")?,
+            qty: quantity(request.qty.as_ref(), "qty")?,
+            warehouse: optional_doc_name(&request.warehouse, "warehouse")?,
+            strategy: match pb::AllocationStrategy::try_from(request.strategy) {
+                Ok(pb::AllocationStrategy::Unspecified | pb::AllocationStrategy::Fefo) => {
+                    Strategy::Fefo
+                }
+                Ok(pb::AllocationStrategy::Fifo) => Strategy::Fifo,
+                Err(_) => {
+                    return Err(InventoryError::invalid(
+                        "strategy",
+                        format!("{} is not a strategy", request.strategy),
+                    ));
+                }
+            },
+            min_shelf_life_days: days(
+                request.min_remaining_shelf_life_days,
+                "min_remaining_shelf_life_days",
+                MAX_SHELF_LIFE_DAYS,
+            )?,
+            min_grade: grade_from(request.min_grade, "min_grade")?.unwrap_or(QualityGrade::C),
+            hold_seconds,
+            reference: reference(request.reference)?,
+        })
+    }
     /// A service reading its store from `store`.
     pub fn new(store: StoreSlot, config: InventoryConfig) -> Self {
         Self { store, config }
@@ -726,6 +783,20 @@ impl From<InventoryError> for Status {
                 details.add_bad_request_violation(field, format!("more than the {held} {what}"));
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
+            InventoryError::AtLine { index, error } => match *error {
+                // The field, named inside the request's lines.
+                InventoryError::InvalidArgument { field, reason } => Status::from(
+                    InventoryError::invalid(format!("lines[{index}].{field}"), reason),
+                ),
+                inner => {
+                    let status = Status::from(inner);
+                    Status::with_details(
+                        status.code(),
+                        format!("lines[{index}]: {}", status.message()),
+                        status.details().to_vec().into(),
+                    )
+                }
+            },
             InventoryError::FailedPrecondition(_) => Status::failed_precondition(message),
             InventoryError::Aborted(_) => Status::aborted(message),
             InventoryError::NotReady => Status::unavailable(message),
@@ -940,61 +1011,55 @@ impl InventoryService for InventoryGrpc {
     ) -> RpcResult<pb::AllocateStockResponse> {
         let actor = actor(&request);
         let request = request.into_inner();
-        let hold_seconds = match request.hold_seconds {
-            0 => self.config.default_hold_seconds,
-            hold if (1..=MAX_HOLD_SECONDS).contains(&hold) => {
-                u32::try_from(hold).unwrap_or(u32::MAX)
-            }
-            hold => {
-                return Err(InventoryError::invalid(
-                    "hold_seconds",
-                    format!("must be between 1 and {MAX_HOLD_SECONDS}, not {hold}"),
-                )
-                .into());
-            }
-        };
-        let request_id = text(&request.request_id, "request_id", false)?;
-        if request_id
-            .as_ref()
-            .is_some_and(|id| id.chars().count() > 140)
-        {
-            return Err(
-                InventoryError::invalid("request_id", "is longer than 140 characters").into(),
-            );
-        }
-        let allocation = AllocationRequest {
-            request_id,
-            item_code: doc_name(&request.item_code, "item_code")?,
-            qty: quantity(request.qty.as_ref(), "qty")?,
-            warehouse: optional_doc_name(&request.warehouse, "warehouse")?,
-            strategy: match pb::AllocationStrategy::try_from(request.strategy) {
-                Ok(pb::AllocationStrategy::Unspecified | pb::AllocationStrategy::Fefo) => {
-                    Strategy::Fefo
-                }
-                Ok(pb::AllocationStrategy::Fifo) => Strategy::Fifo,
-                Err(_) => {
-                    return Err(InventoryError::invalid(
-                        "strategy",
-                        format!("{} is not a strategy", request.strategy),
-                    )
-                    .into());
-                }
-            },
-            min_shelf_life_days: days(
-                request.min_remaining_shelf_life_days,
-                "min_remaining_shelf_life_days",
-                MAX_SHELF_LIFE_DAYS,
-            )?,
-            min_grade: grade_from(request.min_grade, "min_grade")?.unwrap_or(QualityGrade::C),
-            hold_seconds,
-            reference: reference(request.reference)?,
-        };
+        let allocation = self.allocation_request(request)?;
         let allocation = self
             .store()?
             .allocate(allocation, self.config.today(), &actor)
             .await?;
         Ok(Response::new(pb::AllocateStockResponse {
             allocation: Some(allocation_to_proto(allocation)),
+        }))
+    }
+
+    #[tracing::instrument(name = "InventoryService.AllocateStockLines", skip_all)]
+    async fn allocate_stock_lines(
+        &self,
+        request: Request<pb::AllocateStockLinesRequest>,
+    ) -> RpcResult<pb::AllocateStockLinesResponse> {
+        let actor = actor(&request);
+        let lines = request.into_inner().lines;
+        if lines.is_empty() || lines.len() > MAX_ALLOCATION_LINES {
+            return Err(InventoryError::invalid(
+                "lines",
+                format!("1 to {MAX_ALLOCATION_LINES} requests, not {}", lines.len()),
+            )
+            .into());
+        }
+        let mut requests = Vec::with_capacity(lines.len());
+        for (index, line) in lines.into_iter().enumerate() {
+            let request =
+                self.allocation_request(line)
+                    .map_err(|error| InventoryError::AtLine {
+                        index,
+                        error: Box::new(error),
+                    })?;
+            if let Some(first) = requests.iter().position(|r: &AllocationRequest| {
+                r.request_id.is_some() && r.request_id == request.request_id
+            }) {
+                return Err(InventoryError::invalid(
+                    format!("lines[{index}].request_id"),
+                    format!("the same as lines[{first}]'s"),
+                )
+                .into());
+            }
+            requests.push(request);
+        }
+        let allocations = self
+            .store()?
+            .allocate_all(requests, self.config.today(), &actor)
+            .await?;
+        Ok(Response::new(pb::AllocateStockLinesResponse {
+            allocations: allocations.into_iter().map(allocation_to_proto).collect(),
         }))
     }
 

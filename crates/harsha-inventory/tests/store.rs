@@ -40,6 +40,7 @@ harsha_testkit::on_every_engine!(
     a_procurement_trigger_opens_once_and_resolves_when_stock_recovers,
     the_stock_position_buckets_each_warehouse_by_expiry,
     concurrent_allocations_never_oversell,
+    several_requests_are_reserved_together_or_not_at_all,
     movements_are_append_only_and_partitioned_ahead,
 );
 
@@ -1424,4 +1425,79 @@ async fn movements_are_append_only_and_partitioned_ahead(engine: Engine) {
         }
         _ => assert!(added.is_empty()),
     }
+}
+
+async fn several_requests_are_reserved_together_or_not_at_all(engine: Engine) {
+    let f = fixture(engine).await;
+    let kaju = f.receive(spec("KK-1", plus(40), "10")).await;
+    let soan = f
+        .receive(BatchSpec {
+            item: "SOAN-PAPDI",
+            ..spec("SP-1", plus(40), "3")
+        })
+        .await;
+    let with_id = |item: &str, amount: &str, id: &str| AllocationRequest {
+        request_id: Some(id.into()),
+        ..request(item, amount)
+    };
+    // The second line cannot be had: nothing is reserved, and the error
+    // names it.
+    let error = f
+        .store
+        .allocate_all(
+            vec![
+                with_id("SOAN-PAPDI", "2", "o/0"),
+                with_id("KAJU-KATLI", "11", "o/1"),
+            ],
+            as_of(),
+            &f.actor,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, InventoryError::AtLine { index: 1, error } if matches!(**error, InventoryError::InsufficientStock { .. })),
+        "{error:?}"
+    );
+    assert_eq!(
+        f.store.batch(&soan).await.unwrap().reserved_qty,
+        Decimal::ZERO
+    );
+    assert_eq!(f.count("tabHD Stock Allocation").await, 0);
+
+    // Both can be had: both reserved in one transaction, in the asked order.
+    let lines = vec![
+        with_id("SOAN-PAPDI", "2", "p/0"),
+        with_id("KAJU-KATLI", "4", "p/1"),
+    ];
+    let made = f
+        .store
+        .allocate_all(lines.clone(), as_of(), &f.actor)
+        .await
+        .unwrap();
+    assert_eq!(
+        made.iter()
+            .map(|a| a.item_code.as_str())
+            .collect::<Vec<_>>(),
+        vec!["SOAN-PAPDI", "KAJU-KATLI"]
+    );
+    assert!(made.iter().all(|a| a.status == AllocationStatus::Reserved));
+    assert_eq!(
+        f.store.batch(&kaju).await.unwrap().reserved_qty,
+        Decimal::from(4)
+    );
+    // Asked again: the same allocations, nothing more reserved.
+    let again = f
+        .store
+        .allocate_all(lines, as_of(), &f.actor)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        made.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        f.store.batch(&kaju).await.unwrap().reserved_qty,
+        Decimal::from(4)
+    );
+    f.assert_movements_add_up().await;
 }

@@ -189,6 +189,23 @@ fn failure_of(step: Step, status: &Status, line: Option<(u32, &str)>) -> Failure
     }
 }
 
+/// A failure whose message names a line by position (`lines[2]: …`),
+/// naming its item too (`lines[2] (KAJU-KATLI): …`).
+fn naming_the_line(mut failure: Failure, order: &Order) -> Failure {
+    let named = failure
+        .message
+        .strip_prefix("lines[")
+        .and_then(|rest| rest.split_once("]: "))
+        .and_then(|(index, rest)| {
+            let line = order.lines.get(index.parse::<usize>().ok()?)?;
+            Some(format!("lines[{index}] ({}): {rest}", line.item_code))
+        });
+    if let Some(named) = named {
+        failure.message = named;
+    }
+    failure
+}
+
 fn step_verb(step: Step) -> &'static str {
     match step {
         Step::Customer => "check the customer",
@@ -491,66 +508,53 @@ impl Saga {
             None => self.save(&mut order, &owner, &detail, true, None).await?,
         }
         self.maybe_abort(SagaStep::Reserving);
-        let reservations = join_all(order.lines.iter().map(|line| {
-            self.services
-                .reserve(context, self.reserve_of(&order, line.index))
-        }))
-        .await;
-        let mut failed = None;
-        let mut unclear = Vec::new();
-        for (line, result) in order.lines.iter_mut().zip(reservations) {
-            match result {
-                Ok(reservation) => {
+        // All lines in one call: Inventory reserves them together or not
+        // at all.
+        let lines: Vec<Reserve> = order
+            .lines
+            .iter()
+            .map(|line| self.reserve_of(&order, line.index))
+            .collect();
+        match self.services.reserve(context, lines.clone()).await {
+            Ok(reservations) => {
+                for (line, reservation) in order.lines.iter_mut().zip(reservations) {
                     line.allocation_id = Some(reservation.allocation_id);
                     line.batches = reservation.batches;
                 }
-                Err(status) => {
-                    if !definite(status.code()) {
-                        unclear.push(line.index);
+            }
+            // A refusal: nothing was reserved.
+            Err(status) if definite(status.code()) => {
+                let failure = naming_the_line(failure_of(Step::Inventory, &status, None), &order);
+                return self.abandon(order, failure, true).await;
+            }
+            Err(status) => {
+                let failure = naming_the_line(failure_of(Step::Inventory, &status, None), &order);
+                // The answer was lost; the reservations may have been made:
+                // ask again (the same request ids return them), so they are
+                // released. Any other answer leaves it to recovery (a "not
+                // enough stock" may only mean the first request still holds
+                // the batches), which asks again once the lease runs out.
+                match self.services.reserve(context, lines).await {
+                    Ok(reservations) => {
+                        for (line, reservation) in order.lines.iter_mut().zip(reservations) {
+                            line.allocation_id = Some(reservation.allocation_id);
+                        }
                     }
-                    if failed.is_none() {
-                        failed = Some(failure_of(
-                            Step::Inventory,
-                            &status,
-                            Some((line.index, &line.item_code)),
-                        ));
+                    Err(_) => {
+                        order.failure = Some(failure.clone());
+                        self.save(
+                            &mut order,
+                            &owner,
+                            "failed; the reservations' outcome is unknown",
+                            true,
+                            None,
+                        )
+                        .await?;
+                        return Err(OrderError::Placement(failure));
                     }
                 }
+                return self.abandon(order, failure, true).await;
             }
-        }
-        if let Some(failure) = failed {
-            // A reservation whose answer was lost may have been made: ask
-            // again (the same request id returns it), so it is released.
-            // Any answer but the reservation leaves it to recovery (a
-            // "not enough stock" may only mean the first request still
-            // holds the batches), which asks again once the lease runs out.
-            let again = join_all(unclear.iter().map(|index| {
-                self.services
-                    .reserve(context, self.reserve_of(&order, *index))
-            }))
-            .await;
-            let mut known = true;
-            for (index, answer) in unclear.into_iter().zip(again) {
-                match answer {
-                    Ok(reservation) => {
-                        order.lines[index as usize].allocation_id = Some(reservation.allocation_id);
-                    }
-                    Err(_) => known = false,
-                }
-            }
-            if !known {
-                order.failure = Some(failure.clone());
-                self.save(
-                    &mut order,
-                    &owner,
-                    "failed; a reservation's outcome is unknown",
-                    true,
-                    None,
-                )
-                .await?;
-                return Err(OrderError::Placement(failure));
-            }
-            return self.abandon(order, failure, true).await;
         }
 
         // 4. The quote, applied: from here the order goes forward.
@@ -873,16 +877,20 @@ impl Saga {
                 Ok(true)
             }
             (OrderStatus::Pending, SagaStep::Reserving) => {
-                // Which reservations were made is known by asking again
-                // with the same request ids (a repeat returns the first).
-                for index in 0..order.lines.len() {
-                    if order.lines[index].allocation_id.is_some() {
-                        continue;
-                    }
-                    let reserve = self.reserve_of(&order, u32::try_from(index).unwrap_or(0));
-                    match self.services.reserve(context, reserve).await {
-                        Ok(reservation) => {
-                            order.lines[index].allocation_id = Some(reservation.allocation_id)
+                // Whether the reservations were made is known by asking
+                // again with the same request ids (a repeat returns the
+                // first ones; a refusal means none was made).
+                if order.allocation_ids().is_empty() {
+                    let lines: Vec<Reserve> = order
+                        .lines
+                        .iter()
+                        .map(|line| self.reserve_of(&order, line.index))
+                        .collect();
+                    match self.services.reserve(context, lines).await {
+                        Ok(reservations) => {
+                            for (line, reservation) in order.lines.iter_mut().zip(reservations) {
+                                line.allocation_id = Some(reservation.allocation_id);
+                            }
                         }
                         Err(status) if definite(status.code()) => {}
                         Err(status) => {

@@ -14,8 +14,8 @@ use harsha_proto::{
             ResolveCustomerProfileRequest, customer_service_client::CustomerServiceClient,
         },
         inventory::v1::{
-            AllocateStockRequest, Allocation, AllocationStrategy, ConfirmAllocationRequest,
-            DocumentReference, ReleaseAllocationRequest,
+            AllocateStockLinesRequest, AllocateStockRequest, Allocation, AllocationStrategy,
+            ConfirmAllocationRequest, DocumentReference, ReleaseAllocationRequest,
             inventory_service_client::InventoryServiceClient,
         },
         pricing::v1::{
@@ -98,8 +98,14 @@ pub trait Downstream: Send + Sync + 'static {
     ) -> Result<Quoted, Status>;
 
     /// Reserves stock for one line (idempotent by request id).
-    async fn reserve(&self, context: &CallContext, reserve: Reserve)
-    -> Result<Reservation, Status>;
+    /// Reserves stock for every line together, all or none (idempotent
+    /// by each line's request id). A failure names the line
+    /// (`lines[i]…`, as the order's lines are numbered).
+    async fn reserve(
+        &self,
+        context: &CallContext,
+        lines: Vec<Reserve>,
+    ) -> Result<Vec<Reservation>, Status>;
 
     /// Gives a reservation back (idempotent).
     async fn release(&self, context: &CallContext, allocation_id: &str) -> Result<(), Status>;
@@ -298,40 +304,48 @@ impl Downstream for GrpcDownstream {
     async fn reserve(
         &self,
         context: &CallContext,
-        reserve: Reserve,
-    ) -> Result<Reservation, Status> {
-        let request = AllocateStockRequest {
-            request_id: reserve.request_id,
-            item_code: reserve.item_code,
-            qty: Some(decimal_to_proto(reserve.qty)),
-            warehouse: reserve.warehouse.unwrap_or_default(),
-            strategy: AllocationStrategy::Fefo as i32,
-            min_remaining_shelf_life_days: reserve.min_shelf_life_days,
-            min_grade: 0,
-            hold_seconds: reserve.hold_seconds,
-            reference: Some(DocumentReference {
-                doctype: "HD Order".into(),
-                name: reserve.order_id,
-            }),
+        lines: Vec<Reserve>,
+    ) -> Result<Vec<Reservation>, Status> {
+        let count = lines.len();
+        let request = AllocateStockLinesRequest {
+            lines: lines
+                .into_iter()
+                .map(|reserve| AllocateStockRequest {
+                    request_id: reserve.request_id,
+                    item_code: reserve.item_code,
+                    qty: Some(decimal_to_proto(reserve.qty)),
+                    warehouse: reserve.warehouse.unwrap_or_default(),
+                    strategy: AllocationStrategy::Fefo as i32,
+                    min_remaining_shelf_life_days: reserve.min_shelf_life_days,
+                    min_grade: 0,
+                    hold_seconds: reserve.hold_seconds,
+                    reference: Some(DocumentReference {
+                        doctype: "HD Order".into(),
+                        name: reserve.order_id,
+                    }),
+                })
+                .collect(),
         };
         let response = self
             .inventory
             .call(
                 context,
-                "AllocateStock",
+                "AllocateStockLines",
                 request,
                 |channel, request| async move {
                     InventoryServiceClient::new(channel)
-                        .allocate_stock(request)
+                        .allocate_stock_lines(request)
                         .await
                 },
             )
             .await?;
-        batches_of(
-            response
-                .allocation
-                .ok_or_else(|| Status::internal("the inventory service returned no allocation"))?,
-        )
+        if response.allocations.len() != count {
+            return Err(Status::internal(format!(
+                "the inventory service made {} reservations for {count} lines",
+                response.allocations.len()
+            )));
+        }
+        response.allocations.into_iter().map(batches_of).collect()
     }
 
     async fn release(&self, context: &CallContext, allocation_id: &str) -> Result<(), Status> {

@@ -217,52 +217,66 @@ impl Downstream for Fake {
         })
     }
 
-    async fn reserve(&self, _: &CallContext, reserve: Reserve) -> Result<Reservation, Status> {
+    async fn reserve(
+        &self,
+        _: &CallContext,
+        lines: Vec<Reserve>,
+    ) -> Result<Vec<Reservation>, Status> {
         self.check("inventory")?;
         // A little latency, so concurrent placements overlap.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let mut s = self.0.lock().unwrap();
-        if let Some(status) = s.failing_items.get(&reserve.item_code) {
-            return Err(status.clone());
-        }
-        let lose = match s.losing.get_mut(&reserve.item_code) {
-            Some(left) if *left > 0 => {
+        let mut lose = false;
+        for line in &lines {
+            if let Some(left) = s.losing.get_mut(&line.item_code)
+                && *left > 0
+            {
                 *left -= 1;
-                true
+                lose = true;
             }
-            _ => false,
-        };
-        let lost = || Status::deadline_exceeded("no answer within 5000 ms");
-        if let Some((id, item, qty, _)) = s.reservations.get(&reserve.request_id) {
-            return if lose {
-                Err(lost())
-            } else {
-                Ok(reservation(id, item, *qty))
-            };
         }
-        let available = s.stock.get(&reserve.item_code).copied().unwrap_or_default();
-        if available < reserve.qty {
-            return Err(Status::failed_precondition(format!(
-                "not enough stock of {:?}: asked for {}, {} eligible",
-                reserve.item_code, reserve.qty, available
-            )));
+        // All or nothing, as the Inventory service does it: check every
+        // line before taking anything.
+        let mut wanted: HashMap<String, Decimal> = HashMap::new();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some(status) = s.failing_items.get(&line.item_code) {
+                return Err(Status::new(
+                    status.code(),
+                    format!("lines[{i}]: {}", status.message()),
+                ));
+            }
+            if s.reservations.contains_key(&line.request_id) {
+                continue;
+            }
+            let want = wanted.entry(line.item_code.clone()).or_default();
+            *want += line.qty;
+            let available = s.stock.get(&line.item_code).copied().unwrap_or_default();
+            if available < *want {
+                return Err(Status::failed_precondition(format!(
+                    "lines[{i}]: not enough stock of {:?}: asked for {}, {} eligible",
+                    line.item_code, line.qty, available
+                )));
+            }
         }
-        s.stock
-            .insert(reserve.item_code.clone(), available - reserve.qty);
-        let id = uuid::Uuid::now_v7().to_string();
-        s.reservations.insert(
-            reserve.request_id,
-            (
-                id.clone(),
-                reserve.item_code.clone(),
-                reserve.qty,
-                Held::Reserved,
-            ),
-        );
+        let mut made = Vec::with_capacity(lines.len());
+        for line in lines {
+            if let Some((id, item, qty, _)) = s.reservations.get(&line.request_id) {
+                made.push(reservation(id, item, *qty));
+                continue;
+            }
+            let available = s.stock[&line.item_code];
+            s.stock.insert(line.item_code.clone(), available - line.qty);
+            let id = uuid::Uuid::now_v7().to_string();
+            s.reservations.insert(
+                line.request_id,
+                (id.clone(), line.item_code.clone(), line.qty, Held::Reserved),
+            );
+            made.push(reservation(&id, &line.item_code, line.qty));
+        }
         if lose {
-            return Err(lost());
+            return Err(Status::deadline_exceeded("no answer within 5000 ms"));
         }
-        Ok(reservation(&id, &reserve.item_code, reserve.qty))
+        Ok(made)
     }
 
     async fn release(&self, _: &CallContext, allocation_id: &str) -> Result<(), Status> {
@@ -663,25 +677,27 @@ async fn pending(f: &Fixture, key: &str, lines: &[(&str, &str)]) -> Order {
 async fn recovery_rolls_back_an_order_interrupted_while_reserving(engine: Engine) {
     let f = fixture(engine).await;
     let mut order = pending(&f, "crash-1", &[("KAJU-KATLI", "3"), ("LADDU", "2")]).await;
-    // The first line was reserved before the process died; the second not.
-    let first = order.lines[0].clone();
+    // The reservations were made, but the process died before it heard.
+    let lines = order
+        .lines
+        .iter()
+        .map(|line| Reserve {
+            request_id: order.reservation_request_id(line),
+            order_id: order.id.clone(),
+            item_code: line.item_code.clone(),
+            qty: line.qty,
+            warehouse: None,
+            min_shelf_life_days: 1,
+            hold_seconds: 60,
+        })
+        .collect();
     f.fake
-        .reserve(
-            &CallContext::default(),
-            Reserve {
-                request_id: order.reservation_request_id(&first),
-                order_id: order.id.clone(),
-                item_code: first.item_code.clone(),
-                qty: first.qty,
-                warehouse: None,
-                min_shelf_life_days: 1,
-                hold_seconds: 60,
-            },
-        )
+        .reserve(&CallContext::default(), lines)
         .await
         .unwrap();
     interrupted(&f, &mut order, SagaStep::Reserving).await;
     assert_eq!(f.fake.stock("KAJU-KATLI"), d("7"));
+    assert_eq!(f.fake.stock("LADDU"), d("3"));
 
     assert_eq!(f.saga.recover().await.unwrap(), 1);
     let after = f.store.order(&order.id).await.unwrap();
@@ -753,7 +769,7 @@ async fn recovery_rolls_back_an_order_whose_quote_cannot_be_applied(engine: Engi
         .fake
         .reserve(
             &CallContext::default(),
-            Reserve {
+            vec![Reserve {
                 request_id: order.reservation_request_id(&line),
                 order_id: order.id.clone(),
                 item_code: line.item_code.clone(),
@@ -761,10 +777,11 @@ async fn recovery_rolls_back_an_order_whose_quote_cannot_be_applied(engine: Engi
                 warehouse: None,
                 min_shelf_life_days: 1,
                 hold_seconds: 60,
-            },
+            }],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .remove(0);
     order.lines[0].allocation_id = Some(reservation.allocation_id);
     // A quote the pricing service does not know (it expired and was purged).
     order.quote_id = Some("gone".into());
@@ -785,15 +802,14 @@ async fn a_rollback_waits_for_inventory_and_recovery_finishes_it(engine: Engine)
     let f = fixture(engine).await;
     f.fake
         .fail("release", Status::unavailable("inventory is down"));
-    f.fake.0.lock().unwrap().failing_items.insert(
-        "LADDU".into(),
-        Status::failed_precondition("batch quarantined"),
-    );
+    // The stock is reserved, then the price cannot be confirmed.
+    f.fake
+        .fail("apply", Status::failed_precondition("quote 42 expired"));
     let error = place(&f, "k", &[("KAJU-KATLI", "4"), ("LADDU", "1")])
         .await
         .unwrap_err();
     assert!(
-        error.to_string().contains("quarantined"),
+        error.to_string().contains("quote 42 expired"),
         "the caller hears the cause: {error}"
     );
     let mut order = f

@@ -277,6 +277,15 @@ pub trait InventoryStore: Send + Sync + 'static {
         as_of: NaiveDate,
         actor: &Actor,
     ) -> Result<Allocation, InventoryError>;
+    /// Reserves stock for every request together: all or none (a failure
+    /// is `AtLine` naming the request). Repeated request ids give the
+    /// first allocations.
+    async fn allocate_all(
+        &self,
+        requests: Vec<AllocationRequest>,
+        as_of: NaiveDate,
+        actor: &Actor,
+    ) -> Result<Vec<Allocation>, InventoryError>;
     /// Reads an allocation.
     async fn allocation(&self, id: &str) -> Result<Allocation, InventoryError>;
     /// Issues a reservation's stock (idempotent once confirmed); refuses a

@@ -272,6 +272,223 @@ macro_rules! record_event {
     };
 }
 
+/// Reserves stock for one request on `$tx` (an open write transaction of
+/// `$pool`), all or nothing for the request; evaluates to its
+/// `Result<Allocation, InventoryError>` without committing. A repeated
+/// `request_id` gives the first allocation.
+macro_rules! allocate_in_tx {
+    ($tx:ident, $pool:ident, $request:expr, $as_of:expr, $actor:expr) => {
+        async {
+            let request: &AllocationRequest = $request;
+            let as_of: NaiveDate = $as_of;
+            let actor: &Actor = $actor;
+
+            let earliest_expiry = request.earliest_expiry(as_of);
+            let warehouse = request.warehouse.as_ref().map(DocName::as_str);
+            if let Some(request_id) = &request.request_id
+                && let Some(existing) =
+                    read_allocation!($tx, SELECT_ALLOCATION_BY_REQUEST, request_id)
+            {
+                let same_request = existing.item_code == request.item_code.as_str()
+                    && existing.qty == request.qty.get()
+                    && existing.warehouse.as_deref() == warehouse
+                    && existing.strategy == request.strategy
+                    && existing.min_grade == request.min_grade
+                    && existing.min_shelf_life_days == request.min_shelf_life_days;
+                if !same_request {
+                    return Err(InventoryError::FailedPrecondition(format!(
+                        "request_id {request_id:?} was used for another request ({} of {})",
+                        existing.qty, existing.item_code
+                    )));
+                }
+                return Ok(existing);
+            }
+            require_item!($tx, request.item_code);
+            if let Some(warehouse) = &request.warehouse {
+                require_warehouse!($tx, warehouse);
+            }
+            // Lock candidates in consumption order until there is enough.
+            let mut batches: Vec<Batch> = Vec::new();
+            let mut held = Decimal::ZERO;
+            loop {
+                let last = batches.last();
+                let rows: Vec<BatchRow> = match request.strategy {
+                    Strategy::Fefo => {
+                        sqlx::query_as(AssertSqlSafe(format!(
+                            "{FEFO_CANDIDATES}{}",
+                            $pool.for_update()
+                        )))
+                        .bind(request.item_code.as_str())
+                        .bind(earliest_expiry)
+                        .bind(request.min_grade.as_str())
+                        .bind(warehouse)
+                        .bind(warehouse)
+                        .bind(last.map(|b| b.expiry_date))
+                        .bind(last.map(|b| b.expiry_date))
+                        .bind(last.map(|b| b.manufacturing_date))
+                        .bind(last.map(|b| b.batch_no.as_str()))
+                        .bind(last.map(|b| b.id.as_str()))
+                        .bind(CANDIDATE_CHUNK)
+                        .fetch_all(&mut *$tx)
+                        .await?
+                    }
+                    Strategy::Fifo => {
+                        sqlx::query_as(AssertSqlSafe(format!(
+                            "{FIFO_CANDIDATES}{}",
+                            $pool.for_update()
+                        )))
+                        .bind(request.item_code.as_str())
+                        .bind(earliest_expiry)
+                        .bind(request.min_grade.as_str())
+                        .bind(warehouse)
+                        .bind(warehouse)
+                        .bind(last.map(|b| b.received_at))
+                        .bind(last.map(|b| b.received_at))
+                        .bind(last.map(|b| b.id.as_str()))
+                        .bind(CANDIDATE_CHUNK)
+                        .fetch_all(&mut *$tx)
+                        .await?
+                    }
+                };
+                let exhausted = i64::try_from(rows.len()).unwrap_or(i64::MAX) < CANDIDATE_CHUNK;
+                for batch in decode::<_, Batch>(rows)? {
+                    held += batch.available_qty;
+                    batches.push(batch);
+                }
+                if exhausted || held >= request.qty.get() {
+                    break;
+                }
+            }
+            let candidates: Vec<Candidate> = batches
+                .iter()
+                .map(|b| Candidate {
+                    batch: b.id.clone(),
+                    batch_no: b.batch_no.clone(),
+                    warehouse: b.warehouse.clone(),
+                    manufacturing_date: b.manufacturing_date,
+                    expiry_date: b.expiry_date,
+                    received_at: b.received_at,
+                    grade: b.grade,
+                    available: b.available_qty,
+                })
+                .collect();
+            let takes = plan_takes(&candidates, request.qty).map_err(|shortfall| {
+                InventoryError::InsufficientStock {
+                    item_code: request.item_code.to_string(),
+                    requested: request.qty.get(),
+                    available: held.normalize(),
+                    shortfall,
+                }
+            })?;
+            let at = now();
+            let id = new_id();
+            let expires_at = at + chrono::Duration::seconds(i64::from(request.hold_seconds));
+            let inserted = sqlx::query(INSERT_ALLOCATION)
+                .bind(&id)
+                .bind(at)
+                .bind(at)
+                .bind(actor.as_str())
+                .bind(actor.as_str())
+                .bind(&request.request_id)
+                .bind(request.item_code.as_str())
+                .bind(warehouse)
+                .bind(DbDecimal(request.qty.get()))
+                .bind(request.strategy.as_str())
+                .bind(i64::from(request.min_shelf_life_days))
+                .bind(request.min_grade.as_str())
+                .bind(AllocationStatus::Reserved.as_str())
+                .bind(expires_at)
+                .bind(&request.reference.doctype)
+                .bind(&request.reference.name)
+                .execute(&mut *$tx)
+                .await;
+            match inserted {
+                // A concurrent request with the same request_id committed
+                // first; the retry returns its allocation.
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(InventoryError::Aborted(
+                        "a concurrent request with the same request_id won".into(),
+                    ));
+                }
+                other => other?,
+            };
+            let note = MovementNote {
+                reason: Some("allocation".into()),
+                reference: request.reference.clone(),
+            };
+            let context = MovementContext {
+                note: &note,
+                allocation: Some(&id),
+                transfer: None,
+                actor,
+                at,
+            };
+            let mut lines = Vec::with_capacity(takes.len());
+            for (idx, take) in takes.iter().enumerate() {
+                let Some(batch) = batches.iter_mut().find(|b| b.id == take.batch) else {
+                    continue;
+                };
+                let qty = Quantity::new(take.qty).map_err(|e| InventoryError::invalid("qty", e))?;
+                let movement = apply_movement(
+                    batch,
+                    MovementType::Reservation,
+                    Change::of(MovementType::Reservation, qty, false),
+                    &context,
+                )?;
+                persist_movement!($tx, *batch, movement);
+                sqlx::query(INSERT_ALLOCATION_LINE)
+                    .bind(new_id())
+                    .bind(at)
+                    .bind(&id)
+                    .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+                    .bind(&batch.id)
+                    .bind(&batch.batch_no)
+                    .bind(&batch.warehouse)
+                    .bind(batch.expiry_date)
+                    .bind(batch.grade.as_str())
+                    .bind(DbDecimal(take.qty))
+                    .execute(&mut *$tx)
+                    .await?;
+                lines.push(crate::domain::AllocationLine {
+                    batch: batch.id.clone(),
+                    batch_no: batch.batch_no.clone(),
+                    warehouse: batch.warehouse.clone(),
+                    expiry_date: batch.expiry_date,
+                    grade: batch.grade,
+                    qty: take.qty,
+                });
+            }
+            let allocation = Allocation {
+                id: id.clone(),
+                request_id: request.request_id.clone(),
+                item_code: request.item_code.to_string(),
+                warehouse: warehouse.map(str::to_owned),
+                qty: request.qty.get(),
+                strategy: request.strategy,
+                min_shelf_life_days: request.min_shelf_life_days,
+                min_grade: request.min_grade,
+                status: AllocationStatus::Reserved,
+                expires_at,
+                reference: request.reference.clone(),
+                lines,
+                created: at,
+                modified: at,
+            };
+            record_event!(
+                $tx,
+                at,
+                actor,
+                "StockAllocation",
+                &id,
+                "inventory.allocation.reserved",
+                &allocation
+            )?;
+            Ok::<Allocation, InventoryError>(allocation)
+        }
+        .await
+    };
+}
+
 /// Reads a batch row on `$conn`, locking it for the rest of the
 /// transaction; returns early when there is none.
 macro_rules! lock_batch {
@@ -678,177 +895,40 @@ impl SqlInventoryStore {
         as_of: NaiveDate,
         actor: &Actor,
     ) -> Result<Allocation, InventoryError> {
-        let earliest_expiry = request.earliest_expiry(as_of);
-        let warehouse = request.warehouse.as_ref().map(DocName::as_str);
         erp_dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            if let Some(request_id) = &request.request_id
-                && let Some(existing) = read_allocation!(tx, SELECT_ALLOCATION_BY_REQUEST, request_id)
-            {
-                let same_request = existing.item_code == request.item_code.as_str()
-                    && existing.qty == request.qty.get()
-                    && existing.warehouse.as_deref() == warehouse
-                    && existing.strategy == request.strategy
-                    && existing.min_grade == request.min_grade
-                    && existing.min_shelf_life_days == request.min_shelf_life_days;
-                if !same_request {
-                    return Err(InventoryError::FailedPrecondition(format!(
-                        "request_id {request_id:?} was used for another request ({} of {})",
-                        existing.qty, existing.item_code
-                    )));
-                }
-                return Ok(existing);
-            }
-            require_item!(tx, request.item_code);
-            if let Some(warehouse) = &request.warehouse {
-                require_warehouse!(tx, warehouse);
-            }
-            // Lock candidates in consumption order until there is enough.
-            let mut batches: Vec<Batch> = Vec::new();
-            let mut held = Decimal::ZERO;
-            loop {
-                let last = batches.last();
-                let rows: Vec<BatchRow> = match request.strategy {
-                    Strategy::Fefo => sqlx::query_as(AssertSqlSafe(format!("{FEFO_CANDIDATES}{}", pool.for_update())))
-                        .bind(request.item_code.as_str())
-                        .bind(earliest_expiry)
-                        .bind(request.min_grade.as_str())
-                        .bind(warehouse)
-                        .bind(warehouse)
-                        .bind(last.map(|b| b.expiry_date))
-                        .bind(last.map(|b| b.expiry_date))
-                        .bind(last.map(|b| b.manufacturing_date))
-                        .bind(last.map(|b| b.batch_no.as_str()))
-                        .bind(last.map(|b| b.id.as_str()))
-                        .bind(CANDIDATE_CHUNK)
-                        .fetch_all(&mut *tx)
-                        .await?,
-                    Strategy::Fifo => sqlx::query_as(AssertSqlSafe(format!("{FIFO_CANDIDATES}{}", pool.for_update())))
-                        .bind(request.item_code.as_str())
-                        .bind(earliest_expiry)
-                        .bind(request.min_grade.as_str())
-                        .bind(warehouse)
-                        .bind(warehouse)
-                        .bind(last.map(|b| b.received_at))
-                        .bind(last.map(|b| b.received_at))
-                        .bind(last.map(|b| b.id.as_str()))
-                        .bind(CANDIDATE_CHUNK)
-                        .fetch_all(&mut *tx)
-                        .await?,
-                };
-                let exhausted = i64::try_from(rows.len()).unwrap_or(i64::MAX) < CANDIDATE_CHUNK;
-                for batch in decode::<_, Batch>(rows)? {
-                    held += batch.available_qty;
-                    batches.push(batch);
-                }
-                if exhausted || held >= request.qty.get() {
-                    break;
-                }
-            }
-            let candidates: Vec<Candidate> = batches
-                .iter()
-                .map(|b| Candidate {
-                    batch: b.id.clone(),
-                    batch_no: b.batch_no.clone(),
-                    warehouse: b.warehouse.clone(),
-                    manufacturing_date: b.manufacturing_date,
-                    expiry_date: b.expiry_date,
-                    received_at: b.received_at,
-                    grade: b.grade,
-                    available: b.available_qty,
-                })
-                .collect();
-            let takes = plan_takes(&candidates, request.qty).map_err(|shortfall| {
-                InventoryError::InsufficientStock {
-                    item_code: request.item_code.to_string(),
-                    requested: request.qty.get(),
-                    available: held.normalize(),
-                    shortfall,
-                }
-            })?;
-            let at = now();
-            let id = new_id();
-            let expires_at = at + chrono::Duration::seconds(i64::from(request.hold_seconds));
-            let inserted = sqlx::query(INSERT_ALLOCATION)
-                .bind(&id)
-                .bind(at)
-                .bind(at)
-                .bind(actor.as_str())
-                .bind(actor.as_str())
-                .bind(&request.request_id)
-                .bind(request.item_code.as_str())
-                .bind(warehouse)
-                .bind(DbDecimal(request.qty.get()))
-                .bind(request.strategy.as_str())
-                .bind(i64::from(request.min_shelf_life_days))
-                .bind(request.min_grade.as_str())
-                .bind(AllocationStatus::Reserved.as_str())
-                .bind(expires_at)
-                .bind(&request.reference.doctype)
-                .bind(&request.reference.name)
-                .execute(&mut *tx)
-                .await;
-            match inserted {
-                // A concurrent request with the same request_id committed
-                // first; the retry returns its allocation.
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(InventoryError::Aborted(
-                        "a concurrent request with the same request_id won".into(),
-                    ));
-                }
-                other => other?,
-            };
-            let note = MovementNote { reason: Some("allocation".into()), reference: request.reference.clone() };
-            let context = MovementContext { note: &note, allocation: Some(&id), transfer: None, actor, at };
-            let mut lines = Vec::with_capacity(takes.len());
-            for (idx, take) in takes.iter().enumerate() {
-                let Some(batch) = batches.iter_mut().find(|b| b.id == take.batch) else {
-                    continue;
-                };
-                let qty = Quantity::new(take.qty).map_err(|e| InventoryError::invalid("qty", e))?;
-                let movement = apply_movement(batch, MovementType::Reservation, Change::of(MovementType::Reservation, qty, false), &context)?;
-                persist_movement!(tx, *batch, movement);
-                sqlx::query(INSERT_ALLOCATION_LINE)
-                    .bind(new_id())
-                    .bind(at)
-                    .bind(&id)
-                    .bind(i64::try_from(idx).unwrap_or(i64::MAX))
-                    .bind(&batch.id)
-                    .bind(&batch.batch_no)
-                    .bind(&batch.warehouse)
-                    .bind(batch.expiry_date)
-                    .bind(batch.grade.as_str())
-                    .bind(DbDecimal(take.qty))
-                    .execute(&mut *tx)
-                    .await?;
-                lines.push(crate::domain::AllocationLine {
-                    batch: batch.id.clone(),
-                    batch_no: batch.batch_no.clone(),
-                    warehouse: batch.warehouse.clone(),
-                    expiry_date: batch.expiry_date,
-                    grade: batch.grade,
-                    qty: take.qty,
-                });
-            }
-            let allocation = Allocation {
-                id: id.clone(),
-                request_id: request.request_id.clone(),
-                item_code: request.item_code.to_string(),
-                warehouse: warehouse.map(str::to_owned),
-                qty: request.qty.get(),
-                strategy: request.strategy,
-                min_shelf_life_days: request.min_shelf_life_days,
-                min_grade: request.min_grade,
-                status: AllocationStatus::Reserved,
-                expires_at,
-                reference: request.reference.clone(),
-                lines,
-                created: at,
-                modified: at,
-            };
-            record_event!(tx, at, actor, "StockAllocation", &id, "inventory.allocation.reserved", &allocation)?;
+            let allocation = allocate_in_tx!(tx, pool, request, as_of, actor)?;
             tx.commit().await?;
             Ok(allocation)
+        })
+    }
+
+    /// Reserves stock for every request in one transaction: all or none.
+    /// Items are locked in item order whatever the requests' order, so two
+    /// such calls never wait for each other in a cycle.
+    async fn allocate_all_once(
+        &self,
+        requests: &[AllocationRequest],
+        as_of: NaiveDate,
+        actor: &Actor,
+    ) -> Result<Vec<Allocation>, InventoryError> {
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by(|a, b| {
+            requests[*a]
+                .item_code
+                .as_str()
+                .cmp(requests[*b].item_code.as_str())
+        });
+        erp_dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let mut made: Vec<Option<Allocation>> = vec![None; requests.len()];
+            for index in order {
+                let allocation = allocate_in_tx!(tx, pool, &requests[index], as_of, actor)
+                    .map_err(|error| InventoryError::AtLine { index, error: Box::new(error) })?;
+                made[index] = Some(allocation);
+            }
+            tx.commit().await?;
+            Ok(made.into_iter().flatten().collect())
         })
     }
 
@@ -1473,6 +1553,17 @@ impl InventoryStore for SqlInventoryStore {
         actor: &Actor,
     ) -> Result<Allocation, InventoryError> {
         self.retrying(|| self.allocate_once(&request, as_of, actor))
+            .await
+    }
+
+    #[tracing::instrument(name = "store.allocate_all", skip_all, fields(lines = requests.len()))]
+    async fn allocate_all(
+        &self,
+        requests: Vec<AllocationRequest>,
+        as_of: NaiveDate,
+        actor: &Actor,
+    ) -> Result<Vec<Allocation>, InventoryError> {
+        self.retrying(|| self.allocate_all_once(&requests, as_of, actor))
             .await
     }
 
