@@ -40,6 +40,9 @@ const INSERT_LINE: &str = "INSERT INTO `tabHD Order Item` (`name`, `creation`, `
      `item_code`, `qty`, `uom`, `rate`, `net_amount`, `pricing`, `allocation`, `batches`) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+const UPDATE_LINE: &str = "UPDATE `tabHD Order Item` SET `uom` = ?, `rate` = ?, `net_amount` = ?, \
+     `pricing` = ?, `allocation` = ?, `batches` = ? WHERE `parent` = ? AND `idx` = ?";
+
 const SELECT_LINES: &str = "SELECT `parent`, `idx`, `item_code`, `qty`, `uom`, `pricing`, \
      `allocation`, `batches` FROM `tabHD Order Item` WHERE `parent` IN ";
 
@@ -243,35 +246,47 @@ macro_rules! read_orders {
     }};
 }
 
-/// Writes `$order`'s lines on `$conn` (replacing those there).
+/// Writes `$order`'s lines on `$conn`: inserts them, or (`$existing`) updates those there.
 macro_rules! write_lines {
-    ($conn:expr, $order:expr, $at:expr, $replace:expr) => {{
-        if $replace {
-            sqlx::query("DELETE FROM `tabHD Order Item` WHERE `parent` = ?")
-                .bind($order.id.as_str())
-                .execute(&mut *$conn)
-                .await?;
-        }
+    ($conn:expr, $order:expr, $at:expr, $existing:expr) => {{
         for line in &$order.lines {
             let pricing = line
                 .pricing
                 .as_ref()
                 .map(|p| serde_json::to_string(p).unwrap_or_default());
-            sqlx::query(INSERT_LINE)
-                .bind(new_id())
-                .bind($at)
-                .bind($order.id.as_str())
-                .bind(i32::try_from(line.index).unwrap_or(i32::MAX))
-                .bind(line.item_code.as_str())
-                .bind(DbDecimal(line.qty))
-                .bind(line.uom.as_deref())
-                .bind(line.pricing.as_ref().map(|p| DbDecimal(p.unit_price)))
-                .bind(line.pricing.as_ref().map(|p| DbDecimal(p.net_amount)))
-                .bind(pricing)
-                .bind(line.allocation_id.as_deref())
-                .bind(serde_json::to_string(&line.batches).unwrap_or_else(|_| "[]".into()))
-                .execute(&mut *$conn)
-                .await?;
+            let batches = serde_json::to_string(&line.batches).unwrap_or_else(|_| "[]".into());
+            let index = i32::try_from(line.index).unwrap_or(i32::MAX);
+            if $existing {
+                // An order's lines are fixed when it is recorded; what
+                // changes is their price, reservation and batches.
+                sqlx::query(UPDATE_LINE)
+                    .bind(line.uom.as_deref())
+                    .bind(line.pricing.as_ref().map(|p| DbDecimal(p.unit_price)))
+                    .bind(line.pricing.as_ref().map(|p| DbDecimal(p.net_amount)))
+                    .bind(pricing)
+                    .bind(line.allocation_id.as_deref())
+                    .bind(batches)
+                    .bind($order.id.as_str())
+                    .bind(index)
+                    .execute(&mut *$conn)
+                    .await?;
+            } else {
+                sqlx::query(INSERT_LINE)
+                    .bind(new_id())
+                    .bind($at)
+                    .bind($order.id.as_str())
+                    .bind(index)
+                    .bind(line.item_code.as_str())
+                    .bind(DbDecimal(line.qty))
+                    .bind(line.uom.as_deref())
+                    .bind(line.pricing.as_ref().map(|p| DbDecimal(p.unit_price)))
+                    .bind(line.pricing.as_ref().map(|p| DbDecimal(p.net_amount)))
+                    .bind(pricing)
+                    .bind(line.allocation_id.as_deref())
+                    .bind(batches)
+                    .execute(&mut *$conn)
+                    .await?;
+            }
         }
     }};
 }
