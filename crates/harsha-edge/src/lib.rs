@@ -53,7 +53,7 @@ use axum::{
 use harsha_mesh::{
     breaker::{BreakerSettings, Outcome},
     retry::RetryBudget,
-    trace::{REQUEST_ID, TRACEPARENT, TraceParent},
+    trace::{REQUEST_ID, TRACEPARENT, TraceParent, usable_request_id},
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
@@ -287,7 +287,7 @@ impl Edge {
             let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
             Hop {
                 request_id: header(REQUEST_ID)
-                    .filter(|v| !v.is_empty() && v.len() <= 128)
+                    .filter(|v| usable_request_id(v))
                     .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
                 trace: TraceParent::continue_from(header(TRACEPARENT)),
                 client: request

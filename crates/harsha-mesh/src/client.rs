@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::{
     breaker::Outcome,
-    trace::{REQUEST_ID, TRACEPARENT, TraceParent},
+    trace::{REQUEST_ID, TRACEPARENT, TraceParent, usable_request_id},
     upstream::Upstreams,
 };
 
@@ -55,7 +55,7 @@ impl CallContext {
         };
         Self {
             trace: Some(TraceParent::continue_from(header(TRACEPARENT).as_deref())),
-            request_id: header(REQUEST_ID).filter(|v| !v.is_empty() && v.len() <= 128),
+            request_id: header(REQUEST_ID).filter(|v| usable_request_id(v)),
         }
     }
 }

@@ -19,6 +19,12 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The request-id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// Whether a caller's request id is kept (1 to 128 bytes); one that is
+/// not is replaced or dropped.
+pub fn usable_request_id(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 128
+}
+
 /// One hop of a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
@@ -138,7 +144,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let request_id = header(REQUEST_ID).filter(|v| !v.is_empty() && v.len() <= 128);
+        let request_id = header(REQUEST_ID).filter(|v| usable_request_id(v));
         let trace = header(TRACEPARENT).as_deref().and_then(TraceParent::parse);
         let span = tracing::info_span!(
             "rpc",

@@ -22,7 +22,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::{
     OrderError,
     domain::{Actor, Order, OrderLine, OrderRequest, OrderStatus, RawLine},
-    saga::Saga,
+    saga::{Saga, detached},
     store::OrderFilter,
 };
 
@@ -229,15 +229,6 @@ fn order_id(value: &str) -> Result<&str, OrderError> {
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
-/// Runs `work` to its end in its own task, whatever happens to the call.
-async fn detached<T: Send + 'static>(
-    work: impl std::future::Future<Output = Result<T, OrderError>> + Send + 'static,
-) -> Result<T, OrderError> {
-    tokio::spawn(work)
-        .await
-        .map_err(|e| OrderError::Unavailable(format!("the change stopped unexpectedly: {e}")))?
-}
-
 #[tonic::async_trait]
 impl OrderService for OrderGrpc {
     #[tracing::instrument(name = "OrderService.PlaceOrder", skip_all)]
@@ -350,7 +341,10 @@ impl OrderService for OrderGrpc {
         let (saga, id) = (Arc::clone(self.saga()?), id.to_owned());
         // In its own task, like a placement: a caller hanging up does not
         // stop it between two releases.
-        let order = detached(async move { saga.cancel(&id, reason, &who, &context).await }).await?;
+        let order = detached("the cancellation", async move {
+            saga.cancel(&id, reason, &who, &context).await
+        })
+        .await?;
         Ok(Response::new(pb::CancelOrderResponse {
             order: Some(order_to_proto(order)),
         }))
@@ -365,7 +359,10 @@ impl OrderService for OrderGrpc {
         let context = CallContext::of_request(&request);
         let id = order_id(&request.get_ref().order_id)?.to_owned();
         let saga = Arc::clone(self.saga()?);
-        let order = detached(async move { saga.fulfil(&id, &who, &context).await }).await?;
+        let order = detached("the fulfilment", async move {
+            saga.fulfil(&id, &who, &context).await
+        })
+        .await?;
         Ok(Response::new(pb::FulfilOrderResponse {
             order: Some(order_to_proto(order)),
         }))

@@ -123,7 +123,7 @@ fn definite(code: Code) -> bool {
 }
 
 /// A failing step's status as the order's failure, naming the cause.
-fn failure_of(step: Step, status: &Status, line: Option<(u32, &str)>) -> Failure {
+fn failure_of(step: Step, status: &Status) -> Failure {
     let service = match step {
         Step::Customer => "customer",
         Step::Pricing | Step::Apply => "pricing",
@@ -151,14 +151,8 @@ fn failure_of(step: Step, status: &Status, line: Option<(u32, &str)>) -> Failure
             Code::InvalidArgument,
             format!("customer: {}", status.message()),
         ),
-        (_, Code::InvalidArgument) => match line {
-            // The inventory service names its own request's fields.
-            Some((index, _)) => (
-                Code::InvalidArgument,
-                format!("lines[{index}].{}", status.message()),
-            ),
-            None => (Code::InvalidArgument, status.message().to_owned()),
-        },
+        // Fields come named as the order names them (`lines[1].qty`).
+        (_, Code::InvalidArgument) => (Code::InvalidArgument, status.message().to_owned()),
         (
             _,
             code @ (Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal),
@@ -174,19 +168,24 @@ fn failure_of(step: Step, status: &Status, line: Option<(u32, &str)>) -> Failure
                 status.message()
             ),
         ),
-        (_, code) => (
-            code,
-            match line {
-                Some((index, item)) => format!("lines[{index}] ({item}): {}", status.message()),
-                None => status.message().to_owned(),
-            },
-        ),
+        (_, code) => (code, status.message().to_owned()),
     };
     Failure {
         code: code as i32,
         message,
         step,
     }
+}
+
+/// Runs `work` (`what`, for the error) to its end in its own task, so a
+/// caller hanging up cannot cut it short between two steps.
+pub(crate) async fn detached<T: Send + 'static>(
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, OrderError>> + Send + 'static,
+) -> Result<T, OrderError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| OrderError::Unavailable(format!("{what} stopped unexpectedly: {e}")))?
 }
 
 /// A failure whose message names a line by position (`lines[2]: …`),
@@ -298,11 +297,10 @@ impl Saga {
         let saga = Arc::clone(self);
         // Detached, so a caller hanging up cannot cut a placement short
         // between two steps.
-        let placing =
-            tokio::spawn(async move { saga.run_placement(order, &context, Some(request)).await });
-        placing.await.map_err(|e| {
-            OrderError::Unavailable(format!("the placement stopped unexpectedly: {e}"))
-        })?
+        detached("the placement", async move {
+            saga.run_placement(order, &context, Some(request)).await
+        })
+        .await
     }
 
     /// The answer for a key already used: another attempt when the last
@@ -341,10 +339,10 @@ impl Saga {
             Err(error) => return Err(error),
         }
         let saga = Arc::clone(self);
-        let placing = tokio::spawn(async move { saga.run_placement(order, &context, None).await });
-        placing.await.map_err(|e| {
-            OrderError::Unavailable(format!("the placement stopped unexpectedly: {e}"))
-        })?
+        detached("the placement", async move {
+            saga.run_placement(order, &context, None).await
+        })
+        .await
     }
 
     /// The first attempt's answer for a repeated key.
@@ -431,7 +429,7 @@ impl Saga {
             Ok(facts) => facts,
             Err(status) => {
                 return self
-                    .abandon(order, failure_of(Step::Customer, &status, None), recorded)
+                    .abandon(order, failure_of(Step::Customer, &status), recorded)
                     .await;
             }
         };
@@ -471,7 +469,7 @@ impl Saga {
             Ok(quoted) => quoted,
             Err(status) => {
                 return self
-                    .abandon(order, failure_of(Step::Pricing, &status, None), recorded)
+                    .abandon(order, failure_of(Step::Pricing, &status), recorded)
                     .await;
             }
         };
@@ -510,11 +508,7 @@ impl Saga {
         self.maybe_abort(SagaStep::Reserving);
         // All lines in one call: Inventory reserves them together or not
         // at all.
-        let lines: Vec<Reserve> = order
-            .lines
-            .iter()
-            .map(|line| self.reserve_of(&order, line.index))
-            .collect();
+        let lines = self.reservations_of(&order);
         match self.services.reserve(context, lines.clone()).await {
             Ok(reservations) => {
                 for (line, reservation) in order.lines.iter_mut().zip(reservations) {
@@ -524,11 +518,11 @@ impl Saga {
             }
             // A refusal: nothing was reserved.
             Err(status) if definite(status.code()) => {
-                let failure = naming_the_line(failure_of(Step::Inventory, &status, None), &order);
+                let failure = naming_the_line(failure_of(Step::Inventory, &status), &order);
                 return self.abandon(order, failure, true).await;
             }
             Err(status) => {
-                let failure = naming_the_line(failure_of(Step::Inventory, &status, None), &order);
+                let failure = naming_the_line(failure_of(Step::Inventory, &status), &order);
                 // The answer was lost; the reservations may have been made:
                 // ask again (the same request ids return them), so they are
                 // released. Any other answer leaves it to recovery (a "not
@@ -572,7 +566,7 @@ impl Saga {
             Ok(()) => {}
             Err(status) if definite(status.code()) => {
                 return self
-                    .abandon(order, failure_of(Step::Apply, &status, None), true)
+                    .abandon(order, failure_of(Step::Apply, &status), true)
                     .await;
             }
             Err(status) => {
@@ -606,20 +600,25 @@ impl Saga {
         })
     }
 
-    fn reserve_of(&self, order: &Order, index: u32) -> Reserve {
-        let line = &order.lines[index as usize];
+    /// What to ask Inventory for the order's lines: the same on every
+    /// try of an attempt, so a repeat returns the first reservations.
+    fn reservations_of(&self, order: &Order) -> Vec<Reserve> {
         let hold = i32::try_from(self.config.hold.as_secs())
             .unwrap_or(604_800)
             .clamp(1, 604_800);
-        Reserve {
-            request_id: order.reservation_request_id(line),
-            order_id: order.id.clone(),
-            item_code: line.item_code.clone(),
-            qty: line.qty,
-            warehouse: order.warehouse.clone(),
-            min_shelf_life_days: order.min_shelf_life_days,
-            hold_seconds: hold,
-        }
+        order
+            .lines
+            .iter()
+            .map(|line| Reserve {
+                request_id: order.reservation_request_id(line),
+                order_id: order.id.clone(),
+                item_code: line.item_code.clone(),
+                qty: line.qty,
+                warehouse: order.warehouse.clone(),
+                min_shelf_life_days: order.min_shelf_life_days,
+                hold_seconds: hold,
+            })
+            .collect()
     }
 
     /// Applies the order's quote, trying again while the answer is unclear.
@@ -881,11 +880,7 @@ impl Saga {
                 // again with the same request ids (a repeat returns the
                 // first ones; a refusal means none was made).
                 if order.allocation_ids().is_empty() {
-                    let lines: Vec<Reserve> = order
-                        .lines
-                        .iter()
-                        .map(|line| self.reserve_of(&order, line.index))
-                        .collect();
+                    let lines = self.reservations_of(&order);
                     match self.services.reserve(context, lines).await {
                         Ok(reservations) => {
                             for (line, reservation) in order.lines.iter_mut().zip(reservations) {
@@ -934,7 +929,7 @@ impl Saga {
                     Ok(true)
                 }
                 Err(status) if definite(status.code()) => {
-                    order.fail(failure_of(Step::Apply, &status, None), true);
+                    order.fail(failure_of(Step::Apply, &status), true);
                     self.save(
                         &mut order,
                         RECOVERY_ACTOR,

@@ -550,7 +550,7 @@ pub async fn load_inventory(pool: ErpPool, today: NaiveDate) -> anyhow::Result<b
 }
 
 /// Whether an insert of an ERPNext row added it (`false`: it was there).
-fn inserted(result: Result<(), harsha_store::sqlx::Error>) -> anyhow::Result<bool> {
+pub(crate) fn inserted(result: Result<(), harsha_store::sqlx::Error>) -> anyhow::Result<bool> {
     match result {
         Ok(()) => Ok(true),
         Err(harsha_store::sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),

@@ -6,6 +6,7 @@
 //! and warehouses with expiries from one to twelve months out. Running it
 //! again adds only what is missing.
 
+use crate::demo::inserted;
 use anyhow::Context;
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -53,15 +54,6 @@ const WAREHOUSES: [&str; 4] = [
     "Hyderabad DC - HD",
     "Mumbai DC - HD",
 ];
-
-/// Whether a row was inserted (false: it was there already).
-fn inserted(result: Result<(), harsha_store::sqlx::Error>) -> anyhow::Result<bool> {
-    match result {
-        Ok(()) => Ok(true),
-        Err(harsha_store::sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-        Err(other) => Err(other.into()),
-    }
-}
 
 /// Seeds `pool` to `scale`, printing progress.
 pub async fn run(pool: ErpPool, scale: Scale, today: NaiveDate) -> anyhow::Result<()> {

@@ -338,6 +338,16 @@ pub struct Services {
     pub order: SocketAddr,
 }
 
+/// A service's endpoint: the one configured, or this file's listen
+/// address for it when none is.
+fn endpoint(configured: &str, address: SocketAddr) -> String {
+    if configured.is_empty() {
+        format!("http://{address}")
+    } else {
+        configured.to_owned()
+    }
+}
+
 impl Settings {
     /// Loads the defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
@@ -459,11 +469,7 @@ impl Settings {
             pricing.quote_validity_seconds > 0 && pricing.rule_cache_poll_ms > 0,
             "pricing.quote_validity_seconds and pricing.rule_cache_poll_ms must be positive"
         );
-        let customer_endpoint = if pricing.customer_endpoint.is_empty() {
-            format!("http://{}", self.services.customer)
-        } else {
-            pricing.customer_endpoint.clone()
-        };
+        let customer_endpoint = endpoint(&pricing.customer_endpoint, self.services.customer);
         Ok(PricingRuntime {
             config: harsha_pricing::PricingConfig {
                 time_zone: self.time_zone()?,
@@ -519,13 +525,6 @@ impl Settings {
                     })?,
             ),
         };
-        let pick = |configured: &str, address: SocketAddr| {
-            if configured.is_empty() {
-                format!("http://{address}")
-            } else {
-                configured.to_owned()
-            }
-        };
         Ok(OrderRuntime {
             config: harsha_order::OrderConfig {
                 time_zone: self.time_zone()?,
@@ -548,15 +547,15 @@ impl Settings {
             endpoints: vec![
                 (
                     "harsha.customer.v1.CustomerService".into(),
-                    pick(&order.customer_endpoint, self.services.customer),
+                    endpoint(&order.customer_endpoint, self.services.customer),
                 ),
                 (
                     "harsha.inventory.v1.InventoryService".into(),
-                    pick(&order.inventory_endpoint, self.services.inventory),
+                    endpoint(&order.inventory_endpoint, self.services.inventory),
                 ),
                 (
                     "harsha.pricing.v1.PricingService".into(),
-                    pick(&order.pricing_endpoint, self.services.pricing),
+                    endpoint(&order.pricing_endpoint, self.services.pricing),
                 ),
             ],
             api_key: order.api_key.clone(),
@@ -604,11 +603,7 @@ impl Settings {
     /// Access control on every service: on or off, and where the Auth
     /// service is.
     pub fn access(&self) -> anyhow::Result<crate::server::AccessConfig> {
-        let endpoint = if self.auth.endpoint.is_empty() {
-            format!("http://{}", self.services.auth)
-        } else {
-            self.auth.endpoint.clone()
-        };
+        let auth_endpoint = endpoint(&self.auth.endpoint, self.services.auth);
         let trusted_proxies = self
             .auth
             .trusted_proxies
@@ -621,7 +616,7 @@ impl Settings {
         Ok(crate::server::AccessConfig {
             trusted_proxies,
             enforce: self.auth.enforce,
-            auth_endpoint: endpoint,
+            auth_endpoint,
             issuer: self.auth.issuer.clone(),
             audience: self.auth.audience.clone(),
         })
@@ -634,38 +629,31 @@ impl Settings {
             "edge.timeout_seconds must be positive"
         );
         let upstreams = &self.edge.upstreams;
-        let pick = |configured: &str, address: SocketAddr| {
-            if configured.is_empty() {
-                format!("http://{address}")
-            } else {
-                configured.to_owned()
-            }
-        };
         Ok(harsha_edge::EdgeConfig {
             upstreams: vec![
                 (
                     "harsha.customer.v1.CustomerService".into(),
-                    pick(&upstreams.customer, self.services.customer),
+                    endpoint(&upstreams.customer, self.services.customer),
                 ),
                 (
                     "harsha.inventory.v1.InventoryService".into(),
-                    pick(&upstreams.inventory, self.services.inventory),
+                    endpoint(&upstreams.inventory, self.services.inventory),
                 ),
                 (
                     "harsha.pricing.v1.PricingService".into(),
-                    pick(&upstreams.pricing, self.services.pricing),
+                    endpoint(&upstreams.pricing, self.services.pricing),
                 ),
                 (
                     "harsha.auth.v1.AuthService".into(),
-                    pick(&upstreams.auth, self.services.auth),
+                    endpoint(&upstreams.auth, self.services.auth),
                 ),
                 (
                     "harsha.sync.v1.SyncService".into(),
-                    pick(&upstreams.sync, self.services.sync),
+                    endpoint(&upstreams.sync, self.services.sync),
                 ),
                 (
                     "harsha.order.v1.OrderService".into(),
-                    pick(&upstreams.order, self.services.order),
+                    endpoint(&upstreams.order, self.services.order),
                 ),
             ],
             default_timeout: std::time::Duration::from_secs(self.edge.timeout_seconds),

@@ -216,17 +216,17 @@ fn placeholders(n: usize) -> String {
     out
 }
 
-/// Reads orders by a query (binding `$binds`) on `$conn`, with their
-/// lines; evaluates to `Vec<Order>` in the query's order.
-macro_rules! read_orders {
-    ($conn:expr, $sql:expr, [$($bind:expr),*]) => {{
-        let rows: Vec<OrderRow> = sqlx::query_as(AssertSqlSafe($sql))
-            $(.bind($bind))*
-            .fetch_all(&mut *$conn)
-            .await?;
+/// Reads the lines of the order rows `$rows` on `$conn`; evaluates to
+/// the orders, in the rows' order.
+macro_rules! with_lines {
+    ($conn:expr, $rows:expr) => {{
+        let rows: Vec<OrderRow> = $rows;
         let mut orders = Vec::with_capacity(rows.len());
         if !rows.is_empty() {
-            let sql = format!("{SELECT_LINES}{} ORDER BY `parent`, `idx`", placeholders(rows.len()));
+            let sql = format!(
+                "{SELECT_LINES}{} ORDER BY `parent`, `idx`",
+                placeholders(rows.len())
+            );
             let mut query = sqlx::query_as::<_, LineRow>(AssertSqlSafe(sql));
             for row in &rows {
                 query = query.bind(row.name.clone());
@@ -243,6 +243,18 @@ macro_rules! read_orders {
             }
         }
         orders
+    }};
+}
+
+/// Reads orders by a query (binding `$binds`) on `$conn`, with their
+/// lines; evaluates to `Vec<Order>` in the query's order.
+macro_rules! read_orders {
+    ($conn:expr, $sql:expr, [$($bind:expr),*]) => {{
+        let rows: Vec<OrderRow> = sqlx::query_as(AssertSqlSafe($sql))
+            $(.bind($bind))*
+            .fetch_all(&mut *$conn)
+            .await?;
+        with_lines!($conn, rows)
     }};
 }
 
@@ -493,26 +505,7 @@ impl OrderStore for SqlOrderStore {
                 query = query.bind(*at).bind(*at).bind(name.clone());
             }
             let rows = query.fetch_all(&mut *conn).await?;
-            let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
-            let mut lines: std::collections::HashMap<String, Vec<OrderLine>> =
-                std::collections::HashMap::new();
-            if !names.is_empty() {
-                let sql = format!("{SELECT_LINES}{} ORDER BY `parent`, `idx`", placeholders(names.len()));
-                let mut query = sqlx::query_as::<_, LineRow>(AssertSqlSafe(sql));
-                for name in &names {
-                    query = query.bind(name.clone());
-                }
-                for line in query.fetch_all(&mut *conn).await? {
-                    let parent = line.parent.clone();
-                    lines.entry(parent).or_default().push(line.into_line()?);
-                }
-            }
-            let mut orders = Vec::with_capacity(rows.len());
-            for row in rows {
-                let own = lines.remove(&row.name).unwrap_or_default();
-                orders.push(row.into_order(own)?);
-            }
-            orders
+            with_lines!(conn, rows)
         });
         Ok(Page::from_rows(orders, size, |o: &Order| {
             (o.created, o.id.clone())
