@@ -184,9 +184,9 @@ def _wait_serving(mesh: Mesh, timeout: float = 60.0) -> None:
             time.sleep(0.2)
 
 
-def start_mesh(data_dir: Path) -> Mesh:
+def start_mesh(data_dir: Path, extra_env: dict | None = None) -> Mesh:
     ports = {service: free_port() for service in SERVICES}
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     for service, port in ports.items():
         env[f"HARSHA__SERVICES__{service.upper()}"] = f"127.0.0.1:{port}"
     ports["edge"] = free_port()

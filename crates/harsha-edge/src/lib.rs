@@ -53,7 +53,7 @@ use axum::{
 use harsha_mesh::{
     breaker::{BreakerSettings, Outcome},
     retry::RetryBudget,
-    trace::{REQUEST_ID, TRACEPARENT, TraceParent, usable_request_id},
+    trace::{REQUEST_ID, TRACEPARENT, TraceParent, continue_in, usable_request_id},
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
@@ -283,26 +283,7 @@ impl Edge {
     async fn handle(&self, request: Request) -> Response {
         let arrived = std::time::Instant::now();
         let at = chrono::Utc::now();
-        let hop = {
-            let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-            Hop {
-                request_id: header(REQUEST_ID)
-                    .filter(|v| usable_request_id(v))
-                    .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
-                trace: TraceParent::continue_from(header(TRACEPARENT)),
-                client: request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|info| info.0.ip()),
-            }
-        };
-        let span = tracing::info_span!(
-            "edge",
-            method = %request.method(),
-            path = %request.uri().path(),
-            request_id = %hop.request_id,
-            trace_id = %hop.trace.trace_id_hex(),
-        );
+        let (span, hop) = begin_hop(&request);
         self.answer(request, hop, arrived, at)
             .instrument(span)
             .await
@@ -330,6 +311,9 @@ impl Edge {
         }
         tracing::debug!(status = response.status().as_u16(), "answered");
         let route = facts.route.clone().unwrap_or_else(|| "unrouted".to_owned());
+        let span = tracing::Span::current();
+        harsha_mesh::trace::rename(&span, format!("{http_method} {route}"));
+        span.record("http.response.status_code", response.status().as_u16());
         metrics::histogram!("harsha_edge_request_duration_seconds", "route" => route.clone())
             .record(arrived.elapsed().as_secs_f64());
         metrics::counter!(
@@ -970,6 +954,37 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// The edge's span for `request`, continuing the caller's trace, and the
+/// hop it passes on.
+fn begin_hop(request: &Request) -> (tracing::Span, Hop) {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let request_id = header(REQUEST_ID)
+        .filter(|v| usable_request_id(v))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let span = tracing::info_span!(
+        "edge",
+        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let trace = continue_in(&span, header(TRACEPARENT).and_then(TraceParent::parse));
+    span.record("trace_id", trace.trace_id_hex());
+    let hop = Hop {
+        request_id,
+        trace,
+        client: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip()),
+    };
+    (span, hop)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::{
     breaker::Outcome,
-    trace::{REQUEST_ID, TRACEPARENT, TraceParent, usable_request_id},
+    trace::{REQUEST_ID, TRACEPARENT, TraceParent, continue_in, usable_request_id},
     upstream::Upstreams,
 };
 
@@ -53,8 +53,10 @@ impl CallContext {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let trace = crate::trace::exported_hop(&tracing::Span::current())
+            .unwrap_or_else(|| TraceParent::continue_from(header(TRACEPARENT).as_deref()));
         Self {
-            trace: Some(TraceParent::continue_from(header(TRACEPARENT).as_deref())),
+            trace: Some(trace),
             request_id: header(REQUEST_ID).filter(|v| usable_request_id(v)),
         }
     }
@@ -136,20 +138,24 @@ impl ServiceClient {
         if let Some(key) = &self.credential {
             metadata.insert(API_KEY, key.clone());
         }
-        let hop = context.trace.map(TraceParent::child);
-        if let Some(value) = hop.and_then(|t| t.to_string().parse().ok()) {
+        let span = tracing::info_span!(
+            "client",
+            otel.name = %format_args!("{}/{rpc}", self.service),
+            otel.kind = "client",
+            rpc.system = "grpc",
+            service = %self.service,
+            rpc,
+            url = %endpoint.url,
+            trace_id = tracing::field::Empty,
+        );
+        let hop = continue_in(&span, context.trace);
+        span.record("trace_id", hop.trace_id_hex());
+        if let Ok(value) = hop.to_string().parse() {
             metadata.insert(TRACEPARENT, value);
         }
         if let Some(value) = context.request_id.as_deref().and_then(|v| v.parse().ok()) {
             metadata.insert(REQUEST_ID, value);
         }
-        let span = tracing::info_span!(
-            "client",
-            service = %self.service,
-            rpc,
-            url = %endpoint.url,
-            trace_id = hop.map(|t| t.trace_id_hex()).unwrap_or_default(),
-        );
         let started = Instant::now();
         let answer =
             match tokio::time::timeout(self.timeout, send(endpoint.channel.clone(), request))

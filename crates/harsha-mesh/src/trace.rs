@@ -3,7 +3,14 @@
 //! id>-<flags>`); the edge continues a caller's trace or starts one, and
 //! passes its own hop on. [`TraceLayer`], on every gRPC server, runs each
 //! call inside a span carrying the request id and trace id (so every log
-//! line of the call names them) and echoes both in the response headers.
+//! line of the call names them), echoes both in the response headers, and
+//! counts the call and its time per RPC and status code.
+//!
+//! When the process exports traces (OpenTelemetry, set up by the binary),
+//! [`continue_in`] makes a span the child of the caller's hop and returns
+//! the span's own id as the hop to pass on, so the spans of every service
+//! a request crosses form one trace. Without an exporter the hops are
+//! random ids, as before, and the spans stay local.
 
 use std::{
     fmt,
@@ -11,8 +18,12 @@ use std::{
 };
 
 use http::{HeaderValue, Request, Response};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
 use tower::{Layer, Service};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The W3C trace-context header.
 pub const TRACEPARENT: &str = "traceparent";
@@ -91,6 +102,44 @@ impl TraceParent {
     }
 }
 
+/// Makes `span` continue `parent` (the caller's hop) in exported traces
+/// and returns the hop `span` stands for: its own exported span id, or,
+/// when nothing is exported, a new random hop of `parent` (a new trace
+/// without one). Call it before the span is first entered.
+pub fn continue_in(span: &tracing::Span, parent: Option<TraceParent>) -> TraceParent {
+    if let Some(parent) = parent {
+        let remote = SpanContext::new(
+            TraceId::from(parent.trace_id),
+            SpanId::from(parent.span_id),
+            TraceFlags::new(parent.flags),
+            true,
+            TraceState::default(),
+        );
+        // Refused only when no exporter is installed or the span has
+        // started; either way the hop below is still right for the caller.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    exported_hop(span).unwrap_or_else(|| parent.map_or_else(TraceParent::root, TraceParent::child))
+}
+
+/// The exported span `span` is, as a hop to pass on; `None` when the
+/// process exports no traces.
+pub fn exported_hop(span: &tracing::Span) -> Option<TraceParent> {
+    let context = span.context();
+    let own = context.span().span_context().clone();
+    own.is_valid().then(|| TraceParent {
+        trace_id: u128::from_be_bytes(own.trace_id().to_bytes()),
+        span_id: u64::from_be_bytes(own.span_id().to_bytes()),
+        flags: own.trace_flags().to_u8(),
+    })
+}
+
+/// Names `span` in exported traces once the name is known (an edge
+/// request's route template is known only after routing).
+pub fn rename(span: &tracing::Span, name: String) {
+    span.context().span().update_name(name);
+}
+
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -145,29 +194,82 @@ where
                 .map(str::to_owned)
         };
         let request_id = header(REQUEST_ID).filter(|v| usable_request_id(v));
-        let trace = header(TRACEPARENT).as_deref().and_then(TraceParent::parse);
+        let caller = header(TRACEPARENT).as_deref().and_then(TraceParent::parse);
+        let path = request.uri().path().to_owned();
         let span = tracing::info_span!(
             "rpc",
-            path = %request.uri().path(),
+            otel.name = %path,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            path = %path,
             request_id = request_id.as_deref().unwrap_or(""),
-            trace_id = trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
+            trace_id = tracing::field::Empty,
         );
+        let hop = continue_in(&span, caller);
+        span.record("trace_id", hop.trace_id_hex());
+        // The answer echoes the caller's hop, as before; a call without one
+        // learns the trace it started.
+        let trace = caller.unwrap_or(hop);
+        let started = std::time::Instant::now();
         let answer = self.inner.call(request);
         Box::pin(
             async move {
-                let mut response = answer.await?;
+                let answered = answer.await;
+                let code = answered.as_ref().map_or("error", |response| {
+                    grpc_code_name(response.headers().get("grpc-status"))
+                });
+                record_call(path, code, started.elapsed());
+                let mut response = answered?;
                 let headers = response.headers_mut();
                 if let Some(value) = request_id.and_then(|v| HeaderValue::from_str(&v).ok()) {
                     headers.insert(REQUEST_ID, value);
                 }
-                if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t.to_string()).ok())
-                {
+                if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
                     headers.insert(TRACEPARENT, value);
                 }
                 Ok(response)
             }
             .instrument(span),
         )
+    }
+}
+
+/// Counts one call of `path` answered with `code` and its time.
+fn record_call(path: String, code: &'static str, took: std::time::Duration) {
+    metrics::histogram!(
+        "harsha_grpc_server_handling_seconds",
+        "rpc" => path,
+        "code" => code,
+    )
+    .record(took.as_secs_f64());
+}
+
+/// The name of the status an answer's headers carry: a trailers-only
+/// error puts `grpc-status` there; an answer without it is a success (its
+/// status comes in the trailers).
+fn grpc_code_name(status: Option<&HeaderValue>) -> &'static str {
+    let code = status
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    match tonic::Code::from_i32(code) {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::Unknown => "UNKNOWN",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::OutOfRange => "OUT_OF_RANGE",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DataLoss => "DATA_LOSS",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -19,6 +19,7 @@ use chrono_tz::Tz;
 use futures::future::join_all;
 use harsha_mesh::client::CallContext;
 use tonic::{Code, Status};
+use tracing::Instrument as _;
 
 use crate::{
     OrderError,
@@ -183,7 +184,7 @@ pub(crate) async fn detached<T: Send + 'static>(
     what: &str,
     work: impl std::future::Future<Output = Result<T, OrderError>> + Send + 'static,
 ) -> Result<T, OrderError> {
-    tokio::spawn(work)
+    tokio::spawn(work.in_current_span())
         .await
         .map_err(|e| OrderError::Unavailable(format!("{what} stopped unexpectedly: {e}")))?
 }

@@ -24,6 +24,7 @@ mod loadgen;
 mod seed;
 mod server;
 mod settings;
+mod telemetry;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -164,8 +165,39 @@ enum AdminCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    init_tracing(settings.log_format);
-    match cli.command {
+    let exporter = init_tracing(settings.log_format, cli.command.process_name());
+    let result = run(cli.command, settings).await;
+    if let Some(provider) = exporter {
+        // Sends the spans still buffered; the exporter blocks, so not on a
+        // runtime thread.
+        let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        if let Ok(Err(error)) = flushed {
+            eprintln!("traces: the last spans were not exported: {error}");
+        }
+    }
+    result
+}
+
+impl Command {
+    /// The name this process reports its traces under (`service.name`,
+    /// unless `OTEL_SERVICE_NAME` says otherwise).
+    fn process_name(&self) -> String {
+        match self {
+            Self::Up { .. } => "harsha-mesh".to_owned(),
+            Self::Serve { service, .. } => match service.service() {
+                Some(kind) => format!("harsha-{}", kind.name()),
+                None => "harsha-edge".to_owned(),
+            },
+            Self::Migrate { .. } => "harsha-migrate".to_owned(),
+            Self::Admin(_) => "harsha-admin".to_owned(),
+            Self::Seed(_) => "harsha-seed".to_owned(),
+            Self::Loadgen(_) => "harsha-loadgen".to_owned(),
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Up { demo, data_dir } => up(settings, demo, data_dir).await,
         Command::Serve { service, listen } => serve(settings, service, listen).await,
         Command::Migrate { role } => migrate(settings, role).await,
@@ -189,17 +221,34 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr, readable or as JSON lines (each naming the request and
+/// trace ids of its span), and, when an OTLP endpoint is set in the
+/// standard `OTEL_*` variables, exports every span over OTLP. Returns the
+/// exporter, to flush at exit.
+fn init_tracing(
+    format: LogFormat,
+    process: String,
+) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Pretty => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
+    };
+    let exporter = telemetry::span_exporter(process);
+    let spans = exporter
+        .as_ref()
+        .map(|(_, tracer)| tracing_opentelemetry::layer().with_tracer(tracer.clone()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(spans)
+        .init();
+    exporter.map(|(provider, _)| provider)
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

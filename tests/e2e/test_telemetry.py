@@ -1,0 +1,165 @@
+"""Telemetry end to end: a mesh started with the standard OTEL_* variables
+exports its spans over OTLP (HTTP/JSON here, to a collector this test
+runs), and one order placed through the edge is one trace with a span from
+every service it crossed, each hop a child of the one that called it."""
+
+import base64
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import free_port, start_mesh, stop_mesh
+from harsha.inventory.v1 import inventory_pb2_grpc
+from test_edge import call
+from test_inventory import receive
+
+
+class Collector:
+    """An OTLP/HTTP receiver keeping every span it is sent."""
+
+    def __init__(self):
+        self.spans: list[dict] = []
+        self.lock = threading.Lock()
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the standard library's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path == "/v1/traces":
+                    collector.receive(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def receive(self, export: dict):
+        for resource_spans in export.get("resourceSpans", []):
+            attributes = {a["key"]: a["value"] for a in resource_spans.get("resource", {}).get("attributes", [])}
+            service = attributes.get("service.name", {}).get("stringValue")
+            for scope in resource_spans.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    with self.lock:
+                        self.spans.append(dict(span, service=service,
+                                               traceId=hex_id(span.get("traceId", "")),
+                                               spanId=hex_id(span.get("spanId", "")),
+                                               parentSpanId=hex_id(span.get("parentSpanId", ""))))
+
+    def trace(self, trace_id: str) -> list[dict]:
+        with self.lock:
+            return [s for s in self.spans if s["traceId"] == trace_id]
+
+    def wait_for(self, trace_id: str, names: set, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.trace(trace_id)
+            if names <= {s["name"] for s in spans}:
+                return spans
+            assert time.monotonic() < deadline, (
+                f"spans missing from trace {trace_id}: {names - {s['name'] for s in spans}}; "
+                f"got {sorted(s['name'] for s in spans)}")
+            time.sleep(0.2)
+
+    def close(self):
+        self.server.shutdown()
+
+
+def hex_id(value: str) -> str:
+    """OTLP JSON ids are hex; tolerate base64 (protobuf's JSON default)."""
+    if not value or all(c in "0123456789abcdef" for c in value.lower()):
+        return value.lower()
+    return base64.b64decode(value).hex()
+
+
+def kind(span: dict) -> int:
+    names = {"SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3}
+    value = span.get("kind", 0)
+    return names.get(value, value) if isinstance(value, str) else value
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    collector = Collector()
+    mesh = start_mesh(tmp_path_factory.mktemp("harsha-traced"), {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    })
+    yield mesh, collector
+    code = stop_mesh(mesh)
+    collector.close()
+    assert code == 0, "".join(mesh.banner + mesh.log)
+
+
+def test_one_order_is_one_trace_with_a_span_from_every_service_it_crossed(traced):
+    mesh, collector = traced
+    item, warehouse = "DARK-CHOC-70", "Hyderabad DC - HD"
+    with mesh.channel("inventory") as channel:
+        receive(inventory_pb2_grpc.InventoryServiceStub(channel), item, warehouse, 40, "20")
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+
+    placed = call(mesh, "POST", "/v1/orders", {
+        "customer": "CUST-0001", "channel": "ECOMMERCE", "warehouse": warehouse,
+        "idempotencyKey": f"traced-{secrets.token_hex(8)}",
+        "lines": [{"itemCode": item, "qty": {"value": "2"}}],
+    }, token=mesh.token(), headers={"traceparent": f"00-{trace_id}-{caller_span}-01"})
+    assert placed.status == 200, placed.json
+    assert placed.headers["traceparent"].split("-")[1] == trace_id
+
+    servers = {
+        "harsha.order.v1.OrderService/PlaceOrder",
+        "harsha.customer.v1.CustomerService/ResolveCustomerProfile",
+        "harsha.pricing.v1.PricingService/QuotePrice",
+        "harsha.inventory.v1.InventoryService/AllocateStockLines",
+        "harsha.pricing.v1.PricingService/ApplyQuote",
+    }
+    # The Order service's calls, named as the server spans they lead to.
+    clients = {name for name in servers if not name.startswith("harsha.order")}
+    spans = collector.wait_for(trace_id, {"POST /v1/orders"} | {f"/{s}" for s in servers} | clients
+                               | {"OrderStore.insert", "OrderStore.save"})
+    by_id = {s["spanId"]: s for s in spans}
+    edge = next(s for s in spans if s["name"] == "POST /v1/orders")
+    assert edge["parentSpanId"] == caller_span, "the edge continues the caller's trace"
+    assert kind(edge) == 2
+    for span in spans:
+        assert span["service"] == "harsha-mesh"
+        if span is not edge:
+            assert span["parentSpanId"] in by_id, f"{span['name']} hangs off a span not exported"
+    # Each downstream server span is the child of the Order service's
+    # client span for the same call, and those of the order's server span.
+    order = next(s for s in spans if s["name"] == "/harsha.order.v1.OrderService/PlaceOrder")
+    assert order["parentSpanId"] == edge["spanId"]
+    for name in servers - {"harsha.order.v1.OrderService/PlaceOrder"}:
+        server = next(s for s in spans if s["name"] == f"/{name}")
+        client = by_id[server["parentSpanId"]]
+        assert client["name"] == name and kind(client) == 3, (name, client["name"])
+        ancestors, parent = [], client
+        while parent["spanId"] != order["spanId"]:
+            parent = by_id[parent["parentSpanId"]]
+            ancestors.append(parent["name"])
+        assert ancestors, name
+
+
+def test_a_request_without_trace_context_starts_a_trace_the_answer_names(traced):
+    mesh, collector = traced
+    answer = call(mesh, "GET", "/v1/customers/CUST-0001/profile", token=mesh.token())
+    assert answer.status == 200, answer.json
+    trace_id = answer.headers["traceparent"].split("-")[1]
+    spans = collector.wait_for(trace_id, {"/harsha.customer.v1.CustomerService/ResolveCustomerProfile"})
+    edge = next(s for s in spans if s["name"].startswith("GET "))
+    assert edge["parentSpanId"] == ""
+    assert edge["name"] == "GET /v1/customers/{customer}/profile"
