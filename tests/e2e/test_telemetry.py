@@ -163,3 +163,94 @@ def test_a_request_without_trace_context_starts_a_trace_the_answer_names(traced)
     edge = next(s for s in spans if s["name"].startswith("GET "))
     assert edge["parentSpanId"] == ""
     assert edge["name"] == "GET /v1/customers/{customer}/profile"
+
+
+def scrape(url: str) -> dict:
+    """A Prometheus text page as {(name, frozenset(labels)): value}."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        text = reply.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, labels = series.partition("{")
+        pairs = frozenset(tuple(pair.split("=", 1)) for pair in
+                          labels.rstrip("}").replace('"', "").split(",") if pair)
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
+def value(samples: dict, name: str, **labels) -> float | None:
+    wanted = set(labels.items())
+    found = [v for (n, pairs), v in samples.items() if n == name and wanted <= set(pairs)]
+    return sum(found) if found else None
+
+
+def test_the_metrics_page_counts_the_workload_of_every_service(traced):
+    mesh, _ = traced
+    refused = call(mesh, "POST", "/v1/orders", {
+        "customer": "CUST-0001", "channel": "ECOMMERCE", "idempotencyKey": f"bad-{secrets.token_hex(6)}",
+        "lines": [],
+    }, token=mesh.token())
+    assert refused.status == 400, refused.json
+    samples = scrape(mesh.edge_url("/metrics"))
+
+    assert value(samples, "harsha_edge_requests_total", route="/v1/orders", status="200") >= 1
+    assert value(samples, "harsha_edge_requests_total", route="/v1/orders", status="400") >= 1
+    place = "/harsha.order.v1.OrderService/PlaceOrder"
+    assert value(samples, "harsha_grpc_server_handling_seconds_count", rpc=place, code="OK") >= 1
+    assert value(samples, "harsha_grpc_server_handling_seconds_count", rpc=place, code="INVALID_ARGUMENT") >= 1
+    assert value(samples, "harsha_grpc_server_handling_seconds_bucket", rpc=place, code="OK", le="+Inf") >= 1
+    assert value(samples, "harsha_client_call_seconds_count",
+                 service="harsha.inventory.v1.InventoryService", rpc="AllocateStockLines", code="Ok") >= 1
+    for service, role in [("customer", "erp"), ("order", "erp"), ("auth", "gateway"), ("sync", "sync")]:
+        assert value(samples, "harsha_db_up", service=service, role=role) == 1, service
+        assert value(samples, "harsha_db_pool_connections", service=service, state="idle") is not None
+    # The expiry scan and the sync figures come from background jobs that
+    # run at start.
+    deadline = time.monotonic() + 30
+    while value(samples, "harsha_inventory_batches_near_expiry", level="critical") is None \
+            or value(samples, "harsha_sync_lag_seconds", quantile="0.95") is None:
+        assert time.monotonic() < deadline, "the start-up jobs published nothing"
+        time.sleep(0.5)
+        samples = scrape(mesh.edge_url("/metrics"))
+    for level in ("expired", "critical", "warning"):
+        assert value(samples, "harsha_inventory_batches_near_expiry", level=level) is not None, level
+    assert value(samples, "harsha_sync_deliveries", state="pending") is not None
+    assert value(samples, "harsha_sync_conflicts_stale") == 0
+
+
+def test_a_service_alone_answers_scrapes_on_its_metrics_listener(mesh):
+    import os
+    import subprocess
+
+    import grpc
+
+    from conftest import harsha_binary, wait_until_serving
+    from harsha.customer.v1 import customer_pb2 as pb, customer_pb2_grpc
+
+    address, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, HARSHA__DATABASES__ERP=f"sqlite://{mesh.data_dir}/erp.sqlite",
+               HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}")
+    process = subprocess.Popen([harsha_binary(), "serve", "customer", "--listen", address,
+                                "--metrics-listen", metrics],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            wait_until_serving(channel, "harsha.customer.v1.CustomerService")
+            stub = customer_pb2_grpc.CustomerServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as unknown:
+                stub.ResolveCustomerProfile(pb.ResolveCustomerProfileRequest(customer="CUST-9999"),
+                                            metadata=mesh.metadata())
+        samples = scrape(f"http://{metrics}/metrics")
+        rpc = "/harsha.customer.v1.CustomerService/ResolveCustomerProfile"
+        code = unknown.value.code().name
+        assert value(samples, "harsha_grpc_server_handling_seconds_count", rpc=rpc, code=code) == 1
+        assert value(samples, "harsha_db_up", service="customer", role="erp") == 1
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0

@@ -102,12 +102,15 @@ pub async fn daily_scan(
         }
     }
     match store.expiry_scan(today, config.expiry, actor).await {
-        Ok(scan) => tracing::info!(
-            scanned = scan.scanned,
-            expired = scan.marked_expired.len(),
-            alerts = scan.alerts.len(),
-            "expiry scan"
-        ),
+        Ok(scan) => {
+            tracing::info!(
+                scanned = scan.scanned,
+                expired = scan.marked_expired.len(),
+                alerts = scan.alerts.len(),
+                "expiry scan"
+            );
+            publish_expiry_levels(&scan);
+        }
         Err(error) => {
             tracing::warn!(error = %harsha_store::status::error_chain(&error), "expiry scan failed")
         }
@@ -117,6 +120,21 @@ pub async fn daily_scan(
         Err(error) => {
             tracing::warn!(error = %harsha_store::status::error_chain(&error), "reorder evaluation failed")
         }
+    }
+}
+
+/// Batches with stock on hand at each expiry level, as of the last scan
+/// (the "batch expiry within 7 days" alert reads `critical`).
+fn publish_expiry_levels(scan: &crate::store::ExpiryScan) {
+    use crate::domain::ExpiryLevel;
+    for (level, label) in [
+        (ExpiryLevel::Expired, "expired"),
+        (ExpiryLevel::Critical, "critical"),
+        (ExpiryLevel::Warning, "warning"),
+    ] {
+        let count = scan.by_level.get(level.as_str()).copied().unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("harsha_inventory_batches_near_expiry", "level" => label).set(count as f64);
     }
 }
 

@@ -121,6 +121,13 @@ impl CircuitBreaker {
         tracing::warn!(upstream = %self.name, from, to, "circuit breaker");
         metrics::counter!("harsha_breaker_transitions_total", "upstream" => self.name.clone(), "to" => to)
             .increment(1);
+        // 0 closed, 1 half-open, 2 open: alert rules read "> 0".
+        let level = match next {
+            State::Closed(_) => 0.0,
+            State::HalfOpen { .. } => 1.0,
+            State::Open(_) => 2.0,
+        };
+        metrics::gauge!("harsha_breaker_state", "upstream" => self.name.clone()).set(level);
     }
 
     /// Leave to call at `now`, or how long until a trial may go.

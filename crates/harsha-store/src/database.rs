@@ -276,6 +276,16 @@ impl Database {
             .count())
     }
 
+    /// The pool's open connections and, of them, the idle ones.
+    pub fn connections(&self) -> (u32, u32) {
+        let idle = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        match &self.pool {
+            Pool::Sqlite(pool) => (pool.size(), idle(pool.num_idle())),
+            Pool::MySql(pool) => (pool.size(), idle(pool.num_idle())),
+            Pool::Postgres(pool) => (pool.size(), idle(pool.num_idle())),
+        }
+    }
+
     /// Checks the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.pool {

@@ -379,6 +379,11 @@ impl Dispatcher {
             TargetKind::Grpc => sinks.apply(&claim).await,
         };
         let finished = finish(&claim, verdict, status, started, rand::random::<f64>());
+        metrics::counter!(
+            "harsha_sync_delivery_attempts_total",
+            "outcome" => finished.attempt.outcome.as_str(),
+        )
+        .increment(1);
         if finished.attempt.outcome == AttemptOutcome::DeadLettered {
             tracing::warn!(
                 target_name = %claim.target.name,

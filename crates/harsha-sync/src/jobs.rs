@@ -10,7 +10,12 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{Months, Utc};
 
-use crate::{SyncStore, batch::BatchRunner, domain::metrics::last_full_minute, store::Retention};
+use crate::{
+    SyncStore,
+    batch::BatchRunner,
+    domain::metrics::last_full_minute,
+    store::{ConflictFilter, Retention},
+};
 
 /// What the background work keeps.
 #[derive(Debug, Clone, Copy)]
@@ -65,9 +70,67 @@ pub async fn run(store: Arc<dyn SyncStore>, upkeep: Upkeep, shutdown: impl Futur
 }
 
 async fn write_metrics(store: &dyn SyncStore, minute: chrono::DateTime<Utc>) {
-    if let Err(error) = store.record_metrics(minute, 60, Utc::now()).await {
-        tracing::warn!(error = %harsha_store::status::error_chain(&error), "sync metrics not written");
+    let now = Utc::now();
+    match store.record_metrics(minute, 60, now).await {
+        Ok(period) => publish_period(&period),
+        Err(error) => {
+            tracing::warn!(error = %harsha_store::status::error_chain(&error), "sync metrics not written");
+        }
     }
+    match store.backlog(now).await {
+        Ok(backlog) => publish_backlog(&backlog),
+        Err(error) => {
+            tracing::warn!(error = %harsha_store::status::error_chain(&error), "sync backlog not read");
+        }
+    }
+    let stale = ConflictFilter {
+        stale_only: true,
+        ..ConflictFilter::default()
+    };
+    match store.conflicts(&stale, 1, "", now).await {
+        #[allow(clippy::cast_precision_loss)]
+        Ok((_, count)) => metrics::gauge!("harsha_sync_conflicts_stale").set(count as f64),
+        Err(error) => {
+            tracing::warn!(error = %harsha_store::status::error_chain(&error), "stale conflicts not counted");
+        }
+    }
+}
+
+/// The last full minute's figures, as gauges: the whole Sync database's,
+/// so every replica shows the same (alert rules take the max). Rules turn
+/// them into rates with `avg_over_time(…[1h]) * 60`, exact whatever the
+/// scrape interval.
+#[allow(clippy::cast_precision_loss)]
+fn publish_period(period: &crate::domain::metrics::PeriodMetrics) {
+    for (what, value) in [
+        ("events_recorded", period.events_recorded),
+        ("deliveries_delivered", period.deliveries_delivered),
+        ("attempts_failed", period.attempts_failed),
+        ("dead_lettered", period.dead_lettered),
+        ("conflicts_detected", period.conflicts_detected),
+        ("conflicts_auto_resolved", period.conflicts_auto_resolved),
+    ] {
+        metrics::gauge!("harsha_sync_last_minute", "figure" => what).set(value as f64);
+    }
+    let lag = period.lag_ms.unwrap_or_default();
+    for (quantile, ms) in [("0.5", lag.p50), ("0.95", lag.p95), ("0.99", lag.p99)] {
+        metrics::gauge!("harsha_sync_lag_seconds", "quantile" => quantile).set(ms as f64 / 1000.0);
+    }
+}
+
+/// Deliveries by state and the oldest pending one's wait.
+#[allow(clippy::cast_precision_loss)]
+fn publish_backlog(backlog: &crate::store::Backlog) {
+    for (state, count) in [
+        ("pending", backlog.pending),
+        ("in_flight", backlog.in_flight),
+        ("held", backlog.held),
+        ("dead", backlog.dead_lettered),
+    ] {
+        metrics::gauge!("harsha_sync_deliveries", "state" => state).set(count as f64);
+    }
+    metrics::gauge!("harsha_sync_oldest_pending_seconds")
+        .set(backlog.oldest_pending_ms as f64 / 1000.0);
 }
 
 /// Adds partitions ahead and applies the retention policy.

@@ -68,6 +68,10 @@ enum Command {
         /// The address to listen on (overrides the settings).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Where to answer Prometheus scrapes at /metrics (overrides
+        /// `metrics_listen`; the edge serves /metrics on its own listener).
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Apply pending migrations to the configured databases and exit.
     Migrate {
@@ -199,7 +203,11 @@ impl Command {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Up { demo, data_dir } => up(settings, demo, data_dir).await,
-        Command::Serve { service, listen } => serve(settings, service, listen).await,
+        Command::Serve {
+            service,
+            listen,
+            metrics_listen,
+        } => serve(settings, service, listen, metrics_listen).await,
         Command::Migrate { role } => migrate(settings, role).await,
         Command::Admin(command) => admin(settings, command).await,
         Command::Loadgen(args) => loadgen::run(args).await,
@@ -414,6 +422,8 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
 
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
+    // Before any service starts, so their first figures are kept.
+    let metrics = telemetry::prometheus(&shutdown);
     let mut servers = JoinSet::new();
     println!(
         "Harsha Mesh is up (SQLite under {}):",
@@ -471,6 +481,7 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
             edge_listener,
             shutdown.clone(),
             Some(database_for(Role::Gateway)?),
+            metrics,
         )
         .await?,
     );
@@ -493,15 +504,17 @@ async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> an
 /// Runs the edge on `listener` until `shutdown` is cancelled. It audits
 /// every request to the gateway database (`gateway`, or the configured one,
 /// connected in the background) and, with access control on, checks
-/// callers and rate limits itself, reporting usage there too.
+/// callers and rate limits itself, reporting usage there too. `metrics`
+/// renders the process's recorder at `/metrics`.
 async fn run_edge(
     settings: &Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
     gateway: Option<harsha_store::Database>,
+    metrics: Option<harsha_edge::MetricsRender>,
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
     let mut config = settings.edge()?;
-    config.metrics = metrics_renderer(&shutdown);
+    config.metrics = metrics;
     let access = settings.access()?;
     let audit = harsha_edge::audit::AuditLog::new(harsha_edge::audit::QUEUE_CAPACITY);
     tokio::spawn(Arc::clone(&audit).run(shutdown.clone().cancelled_owned()));
@@ -549,41 +562,6 @@ async fn run_edge(
             .await
             .context("serving the edge")
     })
-}
-
-/// The process's Prometheus recorder (installed once), as the edge's
-/// `/metrics`; histograms are compacted every 5 s until `shutdown`.
-fn metrics_renderer(shutdown: &CancellationToken) -> Option<harsha_edge::MetricsRender> {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-
-    let installed = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("duration_seconds".into()),
-            &[
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
-            ],
-        )
-        .and_then(PrometheusBuilder::install_recorder);
-    let handle = match installed {
-        Ok(handle) => handle,
-        Err(error) => {
-            tracing::warn!(%error, "metrics are not collected");
-            return None;
-        }
-    };
-    let upkeep = handle.clone();
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(5)) => upkeep.run_upkeep(),
-            }
-        }
-    });
-    Some(harsha_edge::MetricsRender(Arc::new(move || {
-        handle.render()
-    })))
 }
 
 /// What the edge writes to the gateway database.
@@ -645,6 +623,7 @@ async fn serve(
     settings: Settings,
     target: ServeTarget,
     listen: Option<std::net::SocketAddr>,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let Some(kind) = target.service() else {
         let address = listen.unwrap_or(settings.edge.listen);
@@ -655,7 +634,8 @@ async fn serve(
         let shutdown = CancellationToken::new();
         cancel_on_signal(shutdown.clone());
         let mut servers = JoinSet::new();
-        servers.spawn(run_edge(&settings, listener, shutdown.clone(), None).await?);
+        let metrics = telemetry::prometheus(&shutdown);
+        servers.spawn(run_edge(&settings, listener, shutdown.clone(), None, metrics).await?);
         return supervise(
             servers,
             shutdown,
@@ -673,6 +653,15 @@ async fn serve(
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let mut servers = JoinSet::new();
+    if let Some(address) = metrics_listen.or(settings.metrics_address()?)
+        && let Some(render) = telemetry::prometheus(&shutdown)
+    {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} for /metrics"))?;
+        tracing::info!(address = %listener.local_addr()?, "metrics at /metrics");
+        servers.spawn(telemetry::serve_metrics(listener, render, shutdown.clone()));
+    }
     servers.spawn(server::run(
         kind,
         listener,

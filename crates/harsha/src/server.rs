@@ -551,7 +551,9 @@ async fn become_ready(
     tracing::info!(service = kind.name(), engine = %database.engine(), "ready");
     let mut serving = None;
     loop {
-        let status = match database.ping().await {
+        let pinged = database.ping().await;
+        publish_database(kind, &database, pinged.is_ok());
+        let status = match pinged {
             Ok(()) => ServingStatus::Serving,
             Err(error) => {
                 tracing::warn!(service = kind.name(), %error, "database ping failed");
@@ -571,6 +573,28 @@ async fn become_ready(
             () = tokio::time::sleep(HEALTH_PING_INTERVAL) => {}
         }
     }
+}
+
+/// The service's database as gauges: whether its last ping answered
+/// (`harsha_db_up`, with a counter of failed pings) and its pool's
+/// connections, busy and idle.
+fn publish_database(kind: ServiceKind, database: &harsha_store::Database, answered: bool) {
+    let (service, role) = (kind.name(), database.role().name());
+    metrics::gauge!("harsha_db_up", "service" => service, "role" => role).set(if answered {
+        1.0
+    } else {
+        0.0
+    });
+    if !answered {
+        metrics::counter!("harsha_db_ping_failures_total", "service" => service, "role" => role)
+            .increment(1);
+    }
+    let (open, idle) = database.connections();
+    let busy = open.saturating_sub(idle);
+    metrics::gauge!("harsha_db_pool_connections", "service" => service, "role" => role, "state" => "busy")
+        .set(f64::from(busy));
+    metrics::gauge!("harsha_db_pool_connections", "service" => service, "role" => role, "state" => "idle")
+        .set(f64::from(idle));
 }
 
 /// Connects (with back-off) to the erp database, without migrating it (its

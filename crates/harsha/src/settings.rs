@@ -24,6 +24,8 @@ pub struct Settings {
     pub shutdown_grace_seconds: u64,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
+    /// Where `harsha serve <service>` serves `/metrics` (empty: nowhere).
+    pub metrics_listen: String,
     /// Database URL per role.
     pub databases: Databases,
     /// Pool sizing.
@@ -336,6 +338,19 @@ pub struct Services {
     pub sync: SocketAddr,
     /// OrderService.
     pub order: SocketAddr,
+}
+
+impl Settings {
+    /// Where `harsha serve <service>` serves `/metrics`, if anywhere.
+    pub fn metrics_address(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let value = self.metrics_listen.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        value.parse().map(Some).map_err(|_| {
+            anyhow::anyhow!("metrics_listen: {value:?} is not an address such as 0.0.0.0:9464")
+        })
+    }
 }
 
 /// A service's endpoint: the one configured, or this file's listen

@@ -1,5 +1,12 @@
 //! The process's telemetry pipelines: the OpenTelemetry span exporter
-//! (OTLP over HTTP, configured by the standard `OTEL_*` variables).
+//! (OTLP over HTTP, configured by the standard `OTEL_*` variables) and the
+//! Prometheus recorder every `metrics::` call in the mesh writes to, served
+//! at `/metrics` by the edge or by a listener of its own.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{
@@ -71,4 +78,69 @@ pub fn span_exporter(process: String) -> Option<(SdkTracerProvider, SdkTracer)> 
         .build();
     let tracer = provider.tracer("harsha");
     Some((provider, tracer))
+}
+
+/// The process's Prometheus recorder (installed once), rendered for
+/// `/metrics`. Every `…_seconds` histogram has the same buckets (1 ms to
+/// 5 s), so alert rules can take quantiles; they are compacted every 5 s
+/// until `shutdown`.
+pub fn prometheus(shutdown: &CancellationToken) -> Option<harsha_edge::MetricsRender> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+    let installed = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
+            ],
+        )
+        .and_then(PrometheusBuilder::install_recorder);
+    let handle = match installed {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::warn!(%error, "metrics are not collected");
+            return None;
+        }
+    };
+    let upkeep = handle.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => upkeep.run_upkeep(),
+            }
+        }
+    });
+    Some(harsha_edge::MetricsRender(Arc::new(move || {
+        handle.render()
+    })))
+}
+
+/// Answers `GET /metrics` on `listener` with `render`'s text until
+/// `shutdown`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    render: harsha_edge::MetricsRender,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = (render.0)();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("serving /metrics: {e}"))
 }

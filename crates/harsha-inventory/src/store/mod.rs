@@ -124,6 +124,8 @@ pub struct ExpiryScan {
     pub marked_expired: Vec<String>,
     /// Alerts raised by this scan (none for a level already alerted).
     pub alerts: Vec<ExpiryAlert>,
+    /// Batches scanned at each level, by [`ExpiryLevel::as_str`].
+    pub by_level: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// A batch a storage reading breached.

@@ -1760,6 +1760,7 @@ impl InventoryStore for SqlInventoryStore {
             let page = self.list_expiring(query, defaults, 200, &token).await?;
             for expiring in &page.items {
                 scan.scanned += 1;
+                *scan.by_level.entry(expiring.level.as_str()).or_default() += 1;
                 let (alert, marked) = self.retrying(|| self.alert_once(expiring, actor)).await?;
                 scan.alerts.extend(alert);
                 if marked {

@@ -1004,6 +1004,7 @@ impl PricingStore for SqlPricingStore {
                     .await?;
                 record_event!(tx, at, actor, "PriceQuote", id, "pricing.quote.applied", &applications)?;
                 tx.commit().await?;
+                count_applications(&applications);
                 Ok((quote, applications))
             })
         })
@@ -1051,5 +1052,26 @@ impl PricingStore for SqlPricingStore {
             through,
         )
         .await?)
+    }
+}
+
+/// Counts rule applications as they are first recorded, and the discount
+/// they gave in the currency's minor unit (paise).
+fn count_applications(applications: &[RuleApplication]) {
+    use rust_decimal::prelude::ToPrimitive as _;
+
+    for application in applications {
+        metrics::counter!("harsha_pricing_rule_applications_total", "rule" => application.rule.clone())
+            .increment(1);
+        let minor = (application.discount_amount * Decimal::ONE_HUNDRED)
+            .round()
+            .to_u64()
+            .unwrap_or_default();
+        metrics::counter!(
+            "harsha_pricing_discount_given_minor_total",
+            "rule" => application.rule.clone(),
+            "currency" => application.currency.clone(),
+        )
+        .increment(minor);
     }
 }
