@@ -6,7 +6,8 @@
 #   3. runs every Rust test (unit, behaviour suites on SQLite, MariaDB and
 #      PostgreSQL) with cargo nextest;
 #   4. runs the end-to-end tests (Python grpcio and grpcurl against
-#      `harsha up`) and validates the Kubernetes manifests.
+#      `harsha up`), validates the Kubernetes manifests, and checks and
+#      unit-tests the Prometheus alert rules with promtool.
 # Set CARGO_TARGET_DIR to reuse a build directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +83,10 @@ ensure_tools() {
     step "installing buf"
     (cd tools && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    step "installing promtool (Debian's prometheus package)"
+    apt_install prometheus
+  fi
   if ! cargo nextest --version >/dev/null 2>&1; then
     step "installing cargo-nextest"
     cargo install --locked cargo-nextest
@@ -119,5 +124,5 @@ step "cargo nextest (unit, SQLite, MariaDB, PostgreSQL)"
 cargo build --workspace --locked --bins
 cargo nextest run --workspace --locked --no-fail-fast
 
-step "end-to-end (Python grpcio, grpcurl) and Kubernetes manifests"
-HARSHA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/harsha" .venv/bin/pytest -q -p no:cacheprovider tests/e2e tests/k8s
+step "end-to-end (Python grpcio, grpcurl), Kubernetes manifests, alert rules (promtool)"
+HARSHA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/harsha" .venv/bin/pytest -q -p no:cacheprovider tests/e2e tests/k8s tests/monitoring

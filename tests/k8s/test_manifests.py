@@ -45,6 +45,10 @@ def test_each_service_is_deployed_with_grpc_probes_on_its_port():
         assert any(env["valueFrom"]["secretKeyRef"]["name"] == "harsha-databases" for env in container["env"])
         assert services[f"harsha-{name}"]["spec"]["ports"][0]["port"] == port
         assert f'{name} = "0.0.0.0:{port}"' in config
+        # Scraped on the metrics port the ConfigMap's metrics_listen opens.
+        assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in container["ports"]
+        assert {"name": "metrics", "port": 9464, "targetPort": "metrics"} in services[f"harsha-{name}"]["spec"]["ports"]
+    assert 'metrics_listen = "0.0.0.0:9464"' in config
 
 
 def test_kustomization_lists_every_manifest():
