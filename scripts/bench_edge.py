@@ -12,9 +12,15 @@ server spent per request. Needs a release build (`cargo build --release
 -p harsha`), h2load (nghttp2-client), wrk and nginx (Debian packages).
 
   .venv/bin/python scripts/bench_edge.py [--seconds 15] [--connections 16]
+
+With --telemetry, instead runs (b) three times on fresh meshes: tracing
+spans off (RUST_LOG=off), on (RUST_LOG=info, nothing exported), and on with
+OTLP/HTTP export to a local collector sampling --sample (0.1) of traces,
+and prints each rate and the share of the rate each costs.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -90,23 +96,48 @@ def parse_h2load(output: str) -> dict:
     return {"rps": rate, "requests": int(done.group(2)), "errors": int(done.group(4)) + int(done.group(5)), "mean_ms": mean}
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=16)
-    args = parser.parse_args()
-    binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "harsha"
-    for tool in ("h2load", "wrk", "nginx"):
-        assert shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists(), f"{tool} is missing"
-    work = Path(tempfile.mkdtemp(prefix="harsha-bench-"))
-    ports = {name: free_port() for name in ("customer", "inventory", "pricing", "auth", "sync", "edge", "nginx", "origin")}
+class DiscardingCollector:
+    """An OTLP/HTTP receiver that accepts every export and keeps a count."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        collector = self
+        self.exports = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                collector.exports += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@contextlib.contextmanager
+def bench_mesh(binary: Path, work: Path, extra_env: dict):
+    """`harsha up --demo` on fresh data with a never-limiting plan and a
+    logged-in user; yields (edge URL, token, customer port, server pids)."""
+    ports = {name: free_port() for name in ("customer", "inventory", "pricing", "auth", "sync", "order", "edge")}
     env = dict(os.environ, RUST_LOG="warn")
-    for name in ("customer", "inventory", "pricing", "auth", "sync"):
+    env.update(extra_env)
+    for name in ("customer", "inventory", "pricing", "auth", "sync", "order"):
         env[f"HARSHA__SERVICES__{name.upper()}"] = f"127.0.0.1:{ports[name]}"
     env["HARSHA__EDGE__LISTEN"] = f"127.0.0.1:{ports['edge']}"
-    mesh = subprocess.Popen([str(binary), "up", "--demo", "--data-dir", str(work / "data")], env=env,
+    data = Path(tempfile.mkdtemp(prefix="data-", dir=work))
+    mesh = subprocess.Popen([str(binary), "up", "--demo", "--data-dir", str(data)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    nginx = None
     try:
         password = None
         for line in mesh.stdout:
@@ -130,31 +161,89 @@ def main():
                                           "password": "bench bench bench", "roles": ["viewer"],
                                           "rateLimitPlan": "bench"}, token=admin)
         token = http("POST", f"{edge}/v1/auth/login", {"username": "bench", "password": "bench bench bench"})[0]["accessToken"]
-        path = "/v1/customers/CUST-0003/profile"
-        body, _ = http("GET", f"{edge}{path}", token=token)
-        size = len(json.dumps(body, separators=(",", ":")))
-        pids = children(mesh.pid)
-        flags = ["-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency"]
+        yield edge, token, ports["customer"], children(mesh.pid)
+    finally:
+        mesh.send_signal(signal.SIGTERM)
+        mesh.wait(timeout=60)
 
-        # (a) gRPC straight to the service.
-        message = b"\x0a" + bytes([len("CUST-0003")]) + b"CUST-0003"
-        frame = work / "request.bin"
-        frame.write_bytes(b"\x00" + struct.pack(">I", len(message)) + message)
-        before = cpu_seconds(pids)
-        h2 = subprocess.run(["h2load", "-D", str(args.seconds), "-c", str(args.connections), "-m", "1", "-t", "2",
-                             "-H", "content-type: application/grpc", "-H", "te: trailers",
-                             "-H", f"authorization: Bearer {token}", "-d", str(frame),
-                             f"http://127.0.0.1:{ports['customer']}/harsha.customer.v1.CustomerService/ResolveCustomerProfile"],
-                            capture_output=True, text=True, check=True).stdout
-        direct = parse_h2load(h2)
-        direct["cpu_us"] = (cpu_seconds(pids) - before) * 1e6 / max(direct["requests"], 1)
 
-        # (b) REST through the edge.
-        before = cpu_seconds(pids)
-        out = subprocess.run(["wrk", *flags, "-H", f"Authorization: Bearer {token}", f"{edge}{path}"],
-                             capture_output=True, text=True, check=True).stdout
-        through = parse_wrk(out)
-        through["cpu_us"] = (cpu_seconds(pids) - before) * 1e6 / max(through["requests"], 1)
+def through_edge(edge: str, token: str, pids: list, flags: list) -> dict:
+    """(b): wrk against the edge's REST route, with the servers' CPU per request."""
+    before = cpu_seconds(pids)
+    out = subprocess.run(["wrk", *flags, "-H", f"Authorization: Bearer {token}", f"{edge}{PROFILE}"],
+                         capture_output=True, text=True, check=True).stdout
+    result = parse_wrk(out)
+    result["cpu_us"] = (cpu_seconds(pids) - before) * 1e6 / max(result["requests"], 1)
+    return result
+
+
+PROFILE = "/v1/customers/CUST-0003/profile"
+
+
+def telemetry(binary: Path, work: Path, flags: list, ratio: float) -> dict:
+    """The edge's REST rate with tracing spans off (RUST_LOG=off), on
+    (info, nothing exported), and on with OTLP export sampling `ratio`."""
+    collector = DiscardingCollector()
+    runs = {
+        "spans_off": {"RUST_LOG": "off"},
+        "spans_on": {"RUST_LOG": "info"},
+        "otlp_export": {"RUST_LOG": "info", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+                        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)},
+    }
+    results = {}
+    try:
+        for name, env in runs.items():
+            with bench_mesh(binary, work, env) as (edge, token, _, pids):
+                http("GET", f"{edge}{PROFILE}", token=token)
+                results[name] = through_edge(edge, token, pids, flags)
+    finally:
+        collector.close()
+    base = results["spans_off"]["rps"]
+    results["cost_spans_on"] = round(1 - results["spans_on"]["rps"] / base, 3)
+    results["cost_otlp_export"] = round(1 - results["otlp_export"]["rps"] / base, 3)
+    results["sample_ratio"] = ratio
+    results["otlp_exports_received"] = collector.exports
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--telemetry", action="store_true",
+                        help="compare the edge's rate with spans off, on, and exported over OTLP (sampled)")
+    parser.add_argument("--sample", type=float, default=0.1, help="the sampling ratio of the OTLP run")
+    args = parser.parse_args()
+    binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "harsha"
+    for tool in ("h2load", "wrk", "nginx"):
+        assert shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists(), f"{tool} is missing"
+    work = Path(tempfile.mkdtemp(prefix="harsha-bench-"))
+    flags = ["-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency"]
+    nginx = None
+    try:
+        if args.telemetry:
+            print(json.dumps(telemetry(binary, work, flags, args.sample), indent=2))
+            return
+        ports = {name: free_port() for name in ("nginx", "origin")}
+        with bench_mesh(binary, work, {}) as (edge, token, customer_port, pids):
+            body, _ = http("GET", f"{edge}{PROFILE}", token=token)
+            size = len(json.dumps(body, separators=(",", ":")))
+
+            # (a) gRPC straight to the service.
+            message = b"\x0a" + bytes([len("CUST-0003")]) + b"CUST-0003"
+            frame = work / "request.bin"
+            frame.write_bytes(b"\x00" + struct.pack(">I", len(message)) + message)
+            before = cpu_seconds(pids)
+            h2 = subprocess.run(["h2load", "-D", str(args.seconds), "-c", str(args.connections), "-m", "1", "-t", "2",
+                                 "-H", "content-type: application/grpc", "-H", "te: trailers",
+                                 "-H", f"authorization: Bearer {token}", "-d", str(frame),
+                                 f"http://127.0.0.1:{customer_port}/harsha.customer.v1.CustomerService/ResolveCustomerProfile"],
+                                capture_output=True, text=True, check=True).stdout
+            direct = parse_h2load(h2)
+            direct["cpu_us"] = (cpu_seconds(pids) - before) * 1e6 / max(direct["requests"], 1)
+
+            # (b) REST through the edge.
+            through = through_edge(edge, token, pids, flags)
 
         # (c) nginx with a body of the same size.
         (work / "www").mkdir()
@@ -201,8 +290,6 @@ http {{
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
-        mesh.send_signal(signal.SIGTERM)
-        mesh.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
 
 

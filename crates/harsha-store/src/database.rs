@@ -236,7 +236,12 @@ impl Database {
         }
     }
 
-    fn migrator(&self) -> Migrator {
+    /// The role's migration history table.
+    pub(crate) fn history_table(&self) -> String {
+        format!("_harsha_migrations_{}", self.role.name())
+    }
+
+    pub(crate) fn migrator(&self) -> Migrator {
         let embedded = match (self.role, self.engine()) {
             (Role::Erp, Engine::MySql) => &ERP_MYSQL,
             (Role::Erp, _) => &ERP_SQLITE,
@@ -246,7 +251,7 @@ impl Database {
             (Role::Sync, _) => &SYNC_SQLITE,
         };
         let mut migrator = Migrator::with_migrations(embedded.iter().cloned().collect());
-        migrator.dangerous_set_table_name(format!("_harsha_migrations_{}", self.role.name()));
+        migrator.dangerous_set_table_name(self.history_table());
         migrator
     }
 

@@ -5,13 +5,15 @@
 //!
 //! Service crates build their stores on [`ErpPool`] (MariaDB or SQLite) and
 //! write their SQL once; [`erp_dispatch!`] runs the same code against
-//! whichever engine the pool holds. Nothing here knows any service's tables.
+//! whichever engine the pool holds. Only [`integrity`], the checks
+//! `harsha migrate verify` runs after a migration, knows services' tables.
 
 mod database;
 pub mod decimal;
 mod dialect;
 pub mod erpnext;
 mod error;
+pub mod integrity;
 pub mod outbox;
 pub mod page;
 pub mod partition;

@@ -119,3 +119,89 @@ async fn a_role_refuses_a_foreign_engine_before_connecting() {
         );
     }
 }
+
+async fn execute(db: &Database, sql: String) {
+    let sql = sqlx::AssertSqlSafe(sql);
+    match db.pool() {
+        Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop).unwrap(),
+        Pool::MySql(pool) => sqlx::query(sql).execute(pool).await.map(drop).unwrap(),
+        Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop).unwrap(),
+    }
+}
+
+/// `status` sees every migration applied, `verify` finds the fresh schema
+/// whole; an applied migration whose recorded checksum no longer matches
+/// is reported as edited and `migrate` refuses to run; a removed history
+/// row is pending and an extra one unknown.
+async fn history_is_checked(role: Role, engine: Engine) {
+    use harsha_store::integrity::MigrationState;
+
+    let test = TestDatabase::new(role, engine).await;
+    let statuses = test.db.migration_status().await.unwrap();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.state == MigrationState::Applied && s.installed_on.is_some()),
+        "{role} on {engine}: {statuses:?}"
+    );
+    let verification = test.db.verify().await.unwrap();
+    assert!(verification.holds(), "{verification:?}");
+    assert!(!verification.tables.is_empty() && !verification.checks.is_empty());
+
+    let table = format!("_harsha_migrations_{}", role.name());
+    let (first, last) = (statuses[0].version, statuses[statuses.len() - 1].version);
+    let tampered = match engine {
+        Engine::Postgres => "'\\x00'::bytea",
+        Engine::MySql => "X'00'",
+        Engine::Sqlite => "X'00'",
+    };
+    execute(
+        &test.db,
+        format!("UPDATE {table} SET checksum = {tampered} WHERE version = {first}"),
+    )
+    .await;
+    execute(
+        &test.db,
+        format!("DELETE FROM {table} WHERE version = {last}"),
+    )
+    .await;
+    let unknown = match engine {
+        Engine::Postgres => format!(
+            "INSERT INTO {table} (version, description, success, checksum, execution_time) \
+             VALUES (29991231000001, 'from a newer build', TRUE, '\\x00'::bytea, 1)"
+        ),
+        _ => format!(
+            "INSERT INTO {table} (version, description, success, checksum, execution_time) \
+             VALUES (29991231000001, 'from a newer build', TRUE, X'00', 1)"
+        ),
+    };
+    execute(&test.db, unknown).await;
+    let statuses = test.db.migration_status().await.unwrap();
+    let state = |version: i64| {
+        statuses
+            .iter()
+            .find(|s| s.version == version)
+            .map(|s| s.state)
+    };
+    assert_eq!(state(first), Some(MigrationState::Edited));
+    assert_eq!(state(last), Some(MigrationState::Pending));
+    assert_eq!(state(29_991_231_000_001), Some(MigrationState::Unknown));
+    assert!(
+        test.db.migrate().await.is_err(),
+        "an edited migration stops `migrate`"
+    );
+}
+
+#[tokio::test]
+async fn migration_history_is_checked_on_every_engine() {
+    for (role, engine) in [
+        (Role::Erp, Engine::Sqlite),
+        (Role::Erp, Engine::MySql),
+        (Role::Gateway, Engine::Postgres),
+        (Role::Sync, Engine::Postgres),
+        (Role::Sync, Engine::Sqlite),
+    ] {
+        history_is_checked(role, engine).await;
+    }
+}

@@ -3,7 +3,10 @@
 //! * `harsha up [--demo]` — every service in one process on SQLite files
 //!   under `data_dir`, each on its own loopback port;
 //! * `harsha serve <service>` — one service, on its configured database;
-//! * `harsha migrate [--role R]` — apply pending migrations and exit;
+//! * `harsha migrate [up|status|validate|verify] [--role R]` — apply
+//!   pending migrations, list them, refuse edited ones, check invariants;
+//! * `harsha backup DIR` / `harsha restore DIR` — copy the embedded SQLite
+//!   databases out, or back into a stopped mesh's data folder;
 //! * `harsha admin create-user …` / `create-api-key …` — create a user or
 //!   an API key on the gateway database and print its secret once.
 //!
@@ -18,6 +21,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backup;
 mod demo;
 mod demo_hooks;
 mod loadgen;
@@ -73,11 +77,38 @@ enum Command {
         #[arg(long)]
         metrics_listen: Option<std::net::SocketAddr>,
     },
-    /// Apply pending migrations to the configured databases and exit.
+    /// Migrations of the configured databases: apply the pending ones
+    /// (`up`, the default), list every one's state (`status`), refuse edited,
+    /// failed or unknown ones (`validate`), or check the data's invariants
+    /// (`verify`). Exits non-zero when something is wrong.
     Migrate {
+        /// What to do.
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
         /// Only this role (erp, gateway or sync).
-        #[arg(long)]
+        #[arg(long, global = true)]
         role: Option<Role>,
+    },
+    /// Copy the embedded SQLite databases (`harsha up`'s) into a new folder,
+    /// consistently, while the mesh runs or not.
+    Backup {
+        /// The new folder.
+        to: PathBuf,
+        /// Where the SQLite files live (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Put a backup made by `harsha backup` back into the data folder of a
+    /// stopped mesh.
+    Restore {
+        /// The backup folder.
+        from: PathBuf,
+        /// Where the SQLite files live (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Restore even though the databases look in use.
+        #[arg(long)]
+        force: bool,
     },
     /// Operator tasks on the configured gateway database.
     #[command(subcommand)]
@@ -88,6 +119,22 @@ enum Command {
     /// Drive orders, quotes and lookups through the edge at a fixed rate
     /// and report throughput, latency percentiles and order-event lag.
     Loadgen(loadgen::LoadArgs),
+}
+
+/// What `harsha migrate` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+enum MigrateAction {
+    /// Apply pending migrations (refused when an applied one was edited
+    /// or failed).
+    Up,
+    /// Each migration: applied (when, how long), pending, edited, failed,
+    /// or unknown to this build.
+    Status,
+    /// Fail when an applied migration was edited, failed or is unknown.
+    Validate,
+    /// Row counts and the invariants the services keep; fail when one is
+    /// broken.
+    Verify,
 }
 
 /// What `harsha serve` runs.
@@ -194,6 +241,7 @@ impl Command {
             },
             Self::Migrate { .. } => "harsha-migrate".to_owned(),
             Self::Admin(_) => "harsha-admin".to_owned(),
+            Self::Backup { .. } | Self::Restore { .. } => "harsha-backup".to_owned(),
             Self::Seed(_) => "harsha-seed".to_owned(),
             Self::Loadgen(_) => "harsha-loadgen".to_owned(),
         }
@@ -208,8 +256,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             listen,
             metrics_listen,
         } => serve(settings, service, listen, metrics_listen).await,
-        Command::Migrate { role } => migrate(settings, role).await,
+        Command::Migrate { action, role } => {
+            migrate(settings, action.unwrap_or(MigrateAction::Up), role).await
+        }
         Command::Admin(command) => admin(settings, command).await,
+        Command::Backup { to, data_dir } => {
+            backup::backup(&settings.with_data_dir(data_dir), &to).await
+        }
+        Command::Restore {
+            from,
+            data_dir,
+            force,
+        } => backup::restore(&settings.with_data_dir(data_dir), &from, force).await,
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Seed(scale) => {
             let database = server::connect(
@@ -346,10 +404,8 @@ async fn bind(kind: ServiceKind, address: std::net::SocketAddr) -> anyhow::Resul
         .with_context(|| format!("cannot listen on {address} for the {} service", kind.name()))
 }
 
-async fn up(mut settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    if let Some(dir) = data_dir {
-        settings.data_dir = dir;
-    }
+async fn up(settings: Settings, demo: bool, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings = settings.with_data_dir(data_dir);
     let time_zone = settings.time_zone()?;
     let mut config = service_config(&settings)?;
     if config.sync.relay_from.is_some() {
@@ -767,15 +823,124 @@ async fn create_api_key(
     Ok(())
 }
 
-async fn migrate(settings: Settings, only: Option<Role>) -> anyhow::Result<()> {
+async fn migrate(
+    settings: Settings,
+    action: MigrateAction,
+    only: Option<Role>,
+) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
     for role in Role::ALL
         .into_iter()
         .filter(|role| only.is_none_or(|only| only == *role))
     {
-        let database =
-            server::connect(role, settings.databases.url(role), true, &settings.pool).await?;
-        println!("{role}: migrated ({})", database.engine());
+        let url = settings.databases.url(role);
+        let database = if action == MigrateAction::Up {
+            server::connect(role, url, true, &settings.pool).await?
+        } else {
+            harsha_store::Database::connect(role, url, &settings.pool)
+                .await
+                .with_context(|| format!("connecting to the {role} database"))?
+        };
+        let result = match action {
+            MigrateAction::Up => {
+                println!("{role}: migrated ({})", database.engine());
+                Ok(())
+            }
+            MigrateAction::Status | MigrateAction::Validate => {
+                report_migrations(
+                    role,
+                    &database,
+                    action == MigrateAction::Status,
+                    &mut problems,
+                )
+                .await
+            }
+            MigrateAction::Verify => verify_role(role, &database, &mut problems).await,
+        };
         database.close().await;
+        result?;
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", problems.join("; "))
+    }
+}
+
+/// Prints a role's migrations (all of them, or with `all` false only those
+/// in trouble) and notes the troubles in `problems`.
+async fn report_migrations(
+    role: Role,
+    database: &harsha_store::Database,
+    all: bool,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let statuses = database.migration_status().await?;
+    let pending = statuses
+        .iter()
+        .filter(|s| s.state == harsha_store::integrity::MigrationState::Pending)
+        .count();
+    println!(
+        "{role} ({}): {} migrations, {pending} pending",
+        database.engine(),
+        statuses.len()
+    );
+    for status in &statuses {
+        if !all && !status.state.is_problem() {
+            continue;
+        }
+        let applied = status
+            .installed_on
+            .map(|at| {
+                format!(
+                    "  {} UTC, {} ms",
+                    at.format("%Y-%m-%d %H:%M:%S"),
+                    status.execution_ms.unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "  {} {:<40} {}{applied}",
+            status.version,
+            status.description,
+            status.state.as_str()
+        );
+        if status.state.is_problem() {
+            problems.push(format!(
+                "{role} migration {} ({}) is {}",
+                status.version,
+                status.description,
+                status.state.as_str()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Prints a role's row counts and invariants and notes broken ones.
+async fn verify_role(
+    role: Role,
+    database: &harsha_store::Database,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let verification = database.verify().await?;
+    println!("{role} ({}):", database.engine());
+    for table in &verification.tables {
+        println!("  {:>10}  {}", table.rows, table.table);
+    }
+    for check in &verification.checks {
+        let verdict = if check.violations == 0 {
+            "ok".to_owned()
+        } else {
+            format!("BROKEN by {}", check.violations)
+        };
+        println!("  {verdict:>10}  {}", check.invariant);
+        if check.violations > 0 {
+            problems.push(format!(
+                "{role}: {} ({} violations)",
+                check.invariant, check.violations
+            ));
+        }
     }
     Ok(())
 }

@@ -341,6 +341,14 @@ pub struct Services {
 }
 
 impl Settings {
+    /// These settings with `data_dir` replaced when one is given.
+    pub fn with_data_dir(mut self, data_dir: Option<PathBuf>) -> Self {
+        if let Some(dir) = data_dir {
+            self.data_dir = dir;
+        }
+        self
+    }
+
     /// Where `harsha serve <service>` serves `/metrics`, if anywhere.
     pub fn metrics_address(&self) -> anyhow::Result<Option<SocketAddr>> {
         let value = self.metrics_listen.trim();
