@@ -1,7 +1,8 @@
 """Telemetry end to end: a mesh started with the standard OTEL_* variables
 exports its spans over OTLP (HTTP/JSON here, to a collector this test
 runs), and one order placed through the edge is one trace with a span from
-every service it crossed, each hop a child of the one that called it."""
+every service it crossed, each hop a child of the one that called it, down
+to the delivery of its event; the metrics pages count what happened."""
 
 import base64
 import json
@@ -130,7 +131,7 @@ def test_one_order_is_one_trace_with_a_span_from_every_service_it_crossed(traced
     # The Order service's calls, named as the server spans they lead to.
     clients = {name for name in servers if not name.startswith("harsha.order")}
     spans = collector.wait_for(trace_id, {"POST /v1/orders"} | {f"/{s}" for s in servers} | clients
-                               | {"OrderStore.insert", "OrderStore.save"})
+                               | {"store.insert_order", "store.save_order"})
     by_id = {s["spanId"]: s for s in spans}
     edge = next(s for s in spans if s["name"] == "POST /v1/orders")
     assert edge["parentSpanId"] == caller_span, "the edge continues the caller's trace"
@@ -152,6 +153,15 @@ def test_one_order_is_one_trace_with_a_span_from_every_service_it_crossed(traced
             parent = by_id[parent["parentSpanId"]]
             ancestors.append(parent["name"])
         assert ancestors, name
+
+    # The order's event is delivered to the demo's receivers in the same
+    # trace, each delivery a child of the save that recorded the event.
+    spans = collector.wait_for(trace_id, {"deliver order.placed"})
+    by_id = {s["spanId"]: s for s in spans}
+    deliveries = [s for s in spans if s["name"] == "deliver order.placed"]
+    assert deliveries
+    for delivery in deliveries:
+        assert by_id[delivery["parentSpanId"]]["name"] == "store.save_order"
 
 
 def test_a_request_without_trace_context_starts_a_trace_the_answer_names(traced):

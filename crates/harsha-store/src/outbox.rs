@@ -1,7 +1,8 @@
 //! The outbox every ERP service writes its changes to, in the same
 //! transaction as the change (`tabHD Sync Outbox`); the Sync service relays
 //! it into `sync_events`. [`record_outbox_event!`](crate::record_outbox_event)
-//! inserts one event on an open transaction of either `erp` engine.
+//! inserts one event on an open transaction of either `erp` engine, with
+//! the trace it was made in when traces are exported.
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
@@ -10,8 +11,8 @@ use uuid::Uuid;
 /// `INSERT` of one outbox row; bound by
 /// [`record_outbox_event!`](crate::record_outbox_event).
 pub const INSERT_OUTBOX: &str = "INSERT INTO `tabHD Sync Outbox` (`name`, `creation`, `modified`, `modified_by`, \
-     `owner`, `source_service`, `entity_type`, `entity_name`, `event_type`, `payload`, `occurred_at`) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     `owner`, `source_service`, `entity_type`, `entity_name`, `event_type`, `payload`, `occurred_at`, \
+     `traceparent`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// One change, as the outbox records it.
 #[derive(Debug, Clone)]
@@ -32,6 +33,27 @@ pub struct OutboxEvent {
     pub event_type: String,
     /// The entity after the change, as JSON.
     pub payload: String,
+    /// The exported span it was made in, as a W3C `traceparent`.
+    pub traceparent: Option<String>,
+}
+
+/// The current span as a W3C `traceparent`, when the process exports
+/// traces (otherwise there is no trace for a later hop to join).
+pub fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let own = span.span_context();
+    own.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            own.trace_id(),
+            own.span_id(),
+            own.trace_flags().to_u8()
+        )
+    })
 }
 
 impl OutboxEvent {
@@ -56,6 +78,7 @@ impl OutboxEvent {
             // Domain types serialise to JSON without failure (no maps with
             // non-string keys, no floats).
             payload: serde_json::to_string(payload).unwrap_or_default(),
+            traceparent: current_traceparent(),
         }
     }
 }
@@ -79,6 +102,7 @@ macro_rules! record_outbox_event {
             .bind(event.event_type.as_str())
             .bind(event.payload.as_str())
             .bind(event.at)
+            .bind(event.traceparent.as_deref())
             .execute(&mut *$conn)
             .await
     }};

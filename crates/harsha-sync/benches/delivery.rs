@@ -158,6 +158,7 @@ async fn run() {
                 base_version: 0,
                 occurred_at: Utc::now(),
                 correlation_id: None,
+                traceparent: None,
             };
             store.record(vec![event], Utc::now()).await.unwrap();
             wake.notify_one();

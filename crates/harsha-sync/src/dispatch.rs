@@ -10,7 +10,9 @@
 //! the delivery is made again (at least once; receivers deduplicate by the
 //! event id).
 
+use harsha_mesh::trace::{TRACEPARENT, TraceParent, continue_in};
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument as _;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -109,8 +111,9 @@ pub fn webhook_body(claim: &Claim) -> Vec<u8> {
 const MIN_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl WebhookClient {
-    /// Posts the claimed event; the verdict and the HTTP status, if any.
-    pub async fn post(&self, claim: &Claim) -> (Verdict, Option<u16>) {
+    /// Posts the claimed event as hop `trace` of its trace; the verdict
+    /// and the HTTP status, if any.
+    pub async fn post(&self, claim: &Claim, trace: TraceParent) -> (Verdict, Option<u16>) {
         let id = claim.event.event_id.as_str();
         let timeout =
             Duration::from_millis(u64::try_from(claim.target.timeout_ms).unwrap_or(5_000));
@@ -125,6 +128,7 @@ impl WebhookClient {
                     "harsha-delivery-attempt",
                     claim.delivery.attempts.to_string(),
                 ),
+                (TRACEPARENT, trace.to_string()),
             ],
             timeout,
         )
@@ -253,8 +257,9 @@ impl GrpcSinks {
         Ok(channel)
     }
 
-    /// Calls the sink's Apply with the claimed event (its payload mapped).
-    pub async fn apply(&self, claim: &Claim) -> (Verdict, Option<u16>) {
+    /// Calls the sink's Apply with the claimed event (its payload mapped),
+    /// as hop `trace` of its trace.
+    pub async fn apply(&self, claim: &Claim, trace: TraceParent) -> (Verdict, Option<u16>) {
         use harsha_proto::harsha::sync::v1::{
             ApplyRequest, sync_sink_service_client::SyncSinkServiceClient,
         };
@@ -291,6 +296,7 @@ impl GrpcSinks {
                 "harsha-delivery-attempt",
                 claim.delivery.attempts.to_string(),
             ),
+            (TRACEPARENT, trace.to_string()),
         ] {
             if let Ok(value) = value.parse() {
                 request.metadata_mut().insert(key, value);
@@ -371,12 +377,28 @@ impl Dispatcher {
         }
     }
 
-    /// Makes one attempt of a claimed delivery; what to record.
+    /// Makes one attempt of a claimed delivery, in a span continuing the
+    /// trace the event was recorded in; what to record.
     pub async fn attempt(client: &WebhookClient, sinks: &GrpcSinks, claim: Claim) -> Finished {
         let started = Utc::now();
+        let span = tracing::info_span!(
+            "deliver",
+            otel.name = %format_args!("deliver {}", claim.event.change.event_type),
+            otel.kind = "producer",
+            target_name = %claim.target.name,
+            position = claim.delivery.position,
+            attempt = claim.delivery.attempts,
+        );
+        let caller = claim
+            .event
+            .change
+            .traceparent
+            .as_deref()
+            .and_then(TraceParent::parse);
+        let trace = continue_in(&span, caller);
         let (verdict, status) = match claim.target.kind {
-            TargetKind::Webhook => client.post(&claim).await,
-            TargetKind::Grpc => sinks.apply(&claim).await,
+            TargetKind::Webhook => client.post(&claim, trace).instrument(span).await,
+            TargetKind::Grpc => sinks.apply(&claim, trace).instrument(span).await,
         };
         let finished = finish(&claim, verdict, status, started, rand::random::<f64>());
         metrics::counter!(

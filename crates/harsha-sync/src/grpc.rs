@@ -213,6 +213,8 @@ fn new_event(request: pb::PublishEventRequest) -> Result<NewEvent, SyncError> {
         base_version: request.base_version,
         occurred_at,
         correlation_id: optional(&request.correlation_id),
+        // The PublishEvent call's own span: deliveries continue its trace.
+        traceparent: harsha_store::outbox::current_traceparent(),
     };
     event
         .validate(now)

@@ -43,6 +43,8 @@ pub struct OutboxRow {
     pub occurred_at: NaiveDateTime,
     /// The business transaction.
     pub correlation_id: Option<String>,
+    /// The trace the change was made in.
+    pub traceparent: Option<String>,
 }
 
 impl OutboxRow {
@@ -66,6 +68,7 @@ impl OutboxRow {
             base_version: 0,
             occurred_at: self.occurred_at.and_utc(),
             correlation_id: self.correlation_id.clone(),
+            traceparent: self.traceparent.clone(),
         }
     }
 }
@@ -96,7 +99,7 @@ impl Relay {
         let rows = erp_dispatch!(&self.erp, pool => {
             sqlx::query_as(
                 "SELECT `name`, `source_service`, `entity_type`, `entity_name`, `event_type`, `payload`, \
-                 `occurred_at`, `correlation_id` FROM `tabHD Sync Outbox` WHERE `relayed_at` IS NULL \
+                 `occurred_at`, `correlation_id`, `traceparent` FROM `tabHD Sync Outbox` WHERE `relayed_at` IS NULL \
                  ORDER BY `occurred_at`, `name` LIMIT ?",
             )
             .bind(i64::from(self.batch))

@@ -151,6 +151,7 @@ impl Fixture {
             base_version: 0,
             occurred_at: now,
             correlation_id: None,
+            traceparent: None,
         };
         let mut events: Vec<NewEvent> = (0..count)
             .map(|i| {

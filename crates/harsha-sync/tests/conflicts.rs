@@ -118,6 +118,7 @@ impl Fixture {
                     base_version: base,
                     occurred_at: Utc::now() - Duration::minutes(minutes_ago),
                     correlation_id: None,
+                    traceparent: None,
                 }],
                 Utc::now(),
             )
@@ -534,6 +535,7 @@ async fn relayed_erp_changes_get_versions_and_conflict_when_made_on_an_old_one(e
         base_version: 0,
         occurred_at: Utc::now(),
         correlation_id: None,
+        traceparent: None,
     };
     let relay = |n: i64| {
         let store = Arc::clone(&f.store);

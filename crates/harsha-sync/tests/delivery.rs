@@ -245,6 +245,7 @@ impl Mesh {
             base_version: 0,
             occurred_at: Utc::now(),
             correlation_id: None,
+            traceparent: None,
         };
         let recorded = self.store.record(vec![event], Utc::now()).await.unwrap();
         self.wake.notify_one();

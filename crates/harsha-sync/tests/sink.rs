@@ -158,6 +158,7 @@ async fn a_grpc_sink_applies_events_in_order_and_retries_what_it_cannot_take() {
         base_version: 0,
         occurred_at: Utc::now(),
         correlation_id: Some("checkout-1".into()),
+        traceparent: None,
     };
     // A1 meets UNAVAILABLE, then is applied; A2 follows it; B1 is refused.
     store

@@ -95,6 +95,7 @@ fn event(key: &str, source: System, entity: &str, entity_key: &str) -> NewEvent 
         base_version: 0,
         occurred_at: Utc::now(),
         correlation_id: None,
+        traceparent: None,
     }
 }
 

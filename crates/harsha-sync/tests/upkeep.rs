@@ -52,6 +52,7 @@ fn event(
         base_version: base,
         occurred_at: at,
         correlation_id: None,
+        traceparent: None,
     }
 }
 

@@ -322,7 +322,6 @@ macro_rules! write_log {
 #[async_trait::async_trait]
 impl OrderStore for SqlOrderStore {
     #[tracing::instrument(name = "store.insert_order", skip_all, fields(order = %order.id))]
-    #[tracing::instrument(name = "OrderStore.insert", skip_all)]
     async fn insert(
         &self,
         order: &Order,
@@ -368,7 +367,6 @@ impl OrderStore for SqlOrderStore {
     }
 
     #[tracing::instrument(name = "store.save_order", skip_all, fields(order = %order.id, status = order.status.as_str(), step = order.saga_step.as_str()))]
-    #[tracing::instrument(name = "OrderStore.save", skip_all)]
     async fn save(&self, order: &mut Order, save: Save<'_>) -> Result<(), OrderError> {
         let at = super::now();
         erp_dispatch!(&self.pool, pool => {
@@ -434,7 +432,6 @@ impl OrderStore for SqlOrderStore {
     }
 
     #[tracing::instrument(name = "store.order", skip(self))]
-    #[tracing::instrument(name = "OrderStore.order", skip_all)]
     async fn order(&self, id: &str) -> Result<Order, OrderError> {
         erp_dispatch!(&self.pool, pool => {
             let mut conn = pool.acquire().await?;
@@ -445,7 +442,6 @@ impl OrderStore for SqlOrderStore {
     }
 
     #[tracing::instrument(name = "store.order_by_key", skip(self))]
-    #[tracing::instrument(name = "OrderStore.by_key", skip_all)]
     async fn by_key(&self, owner: &str, key: &str) -> Result<Option<Order>, OrderError> {
         erp_dispatch!(&self.pool, pool => {
             let mut conn = pool.acquire().await?;
@@ -458,7 +454,6 @@ impl OrderStore for SqlOrderStore {
     }
 
     #[tracing::instrument(name = "store.list_orders", skip(self))]
-    #[tracing::instrument(name = "OrderStore.list", skip_all)]
     async fn list(
         &self,
         filter: &OrderFilter,
@@ -518,7 +513,6 @@ impl OrderStore for SqlOrderStore {
     }
 
     #[tracing::instrument(name = "store.unfinished_orders", skip(self))]
-    #[tracing::instrument(name = "OrderStore.unfinished", skip_all)]
     async fn unfinished(&self, now: NaiveDateTime, limit: u32) -> Result<Vec<Order>, OrderError> {
         erp_dispatch!(&self.pool, pool => {
             let mut conn = pool.acquire().await?;
@@ -532,7 +526,6 @@ impl OrderStore for SqlOrderStore {
     }
 
     #[tracing::instrument(name = "store.saga_log", skip(self))]
-    #[tracing::instrument(name = "OrderStore.saga_log", skip_all)]
     async fn saga_log(&self, id: &str) -> Result<Vec<LogEntry>, OrderError> {
         erp_dispatch!(&self.pool, pool => {
             let rows: Vec<LogRow> = sqlx::query_as(

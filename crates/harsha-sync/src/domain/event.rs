@@ -84,6 +84,9 @@ pub struct NewEvent {
     pub occurred_at: DateTime<Utc>,
     /// The business transaction it belongs to.
     pub correlation_id: Option<String>,
+    /// The trace it was recorded in (W3C `traceparent`); its deliveries
+    /// continue it.
+    pub traceparent: Option<String>,
 }
 
 /// A [`NewEvent`] field that is wrong: (field, reason).
@@ -166,6 +169,7 @@ mod tests {
             base_version: 2,
             occurred_at: Utc::now(),
             correlation_id: None,
+            traceparent: None,
         }
     }
 

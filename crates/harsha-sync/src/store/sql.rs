@@ -44,7 +44,7 @@ use crate::{
 const ENTITY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
 const EVENT_COLUMNS: &str = "position, event_id, idempotency_key, source_system, entity_type, entity_key, \
-     operation, event_type, payload, entity_version, base_version, occurred_at, created_at, correlation_id";
+     operation, event_type, payload, entity_version, base_version, occurred_at, created_at, correlation_id, traceparent";
 
 const TARGET_COLUMNS: &str =
     "name, system, kind, url, secret, timeout_ms, max_attempts, enabled, created_at, updated_at";
@@ -531,6 +531,7 @@ struct EventRow {
     occurred_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     correlation_id: Option<String>,
+    traceparent: Option<String>,
 }
 
 impl TryFrom<EventRow> for Event {
@@ -555,6 +556,7 @@ impl TryFrom<EventRow> for Event {
                 base_version: row.base_version,
                 occurred_at: row.occurred_at,
                 correlation_id: row.correlation_id,
+                traceparent: row.traceparent,
             },
         })
     }
@@ -717,6 +719,7 @@ struct ClaimRow {
     occurred_at: DateTime<Utc>,
     recorded_at: DateTime<Utc>,
     correlation_id: Option<String>,
+    traceparent: Option<String>,
     field_mapping: Option<Json<BTreeMap<String, String>>>,
     #[sqlx(flatten)]
     target: ClaimTargetRow,
@@ -739,7 +742,7 @@ const CLAIM_COLUMNS: &str = "d.position, d.target, d.configuration_id, d.entity_
      d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.delivered_at, \
      e.event_id, e.idempotency_key, e.source_system, e.operation, e.event_type, \
      COALESCE(d.payload, e.payload) AS payload, \
-     e.entity_version, e.base_version, e.occurred_at, e.created_at AS recorded_at, e.correlation_id, \
+     e.entity_version, e.base_version, e.occurred_at, e.created_at AS recorded_at, e.correlation_id, e.traceparent, \
      c.field_mapping, t.system AS t_system, t.kind AS t_kind, t.url AS t_url, t.secret AS t_secret, \
      t.timeout_ms AS t_timeout_ms, t.max_attempts AS t_max_attempts, t.enabled AS t_enabled, \
      t.created_at AS t_created_at, t.updated_at AS t_updated_at";
@@ -780,6 +783,7 @@ impl TryFrom<ClaimRow> for Claim {
                 base_version: row.base_version,
                 occurred_at: row.occurred_at,
                 correlation_id: row.correlation_id,
+                traceparent: row.traceparent,
             },
         };
         Ok(Claim {
@@ -944,10 +948,10 @@ impl SqlSyncStore {
         // stream order is the position.
         let insert_event = match self.pool {
             PgPool::Postgres(_) => format!(
-                "INSERT INTO sync_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                "INSERT INTO sync_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
             PgPool::Sqlite(_) => format!(
-                "INSERT INTO sync_events ({EVENT_COLUMNS}, recorded_xid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $1)"
+                "INSERT INTO sync_events ({EVENT_COLUMNS}, recorded_xid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $1)"
             ),
         };
         let competing_sql = format!(
@@ -1037,6 +1041,7 @@ impl SqlSyncStore {
                 .bind(change.occurred_at)
                 .bind(now)
                 .bind(change.correlation_id.as_deref())
+                .bind(change.traceparent.as_deref())
                 .execute(&mut *tx)
                 .await?;
                 // A versioned change is checked against the newest version

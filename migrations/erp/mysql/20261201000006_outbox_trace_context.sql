@@ -1,0 +1,3 @@
+-- The trace a change was made in (W3C traceparent), so the Sync service's
+-- delivery of its event continues the same trace.
+ALTER TABLE `tabHD Sync Outbox` ADD COLUMN `traceparent` varchar(55) DEFAULT NULL;
