@@ -131,6 +131,10 @@ impl KeyChecker for crate::api_keys::ApiKeys {
 
 /// How long a key checked through the Auth service is trusted here.
 const REMOTE_KEY_TTL: Duration = Duration::from_secs(30);
+/// How long a key checked earlier keeps working, as last checked, while
+/// the Auth service cannot answer (as [`crate::api_keys::KEY_STALE_GRACE`]
+/// in the Auth service itself).
+const REMOTE_KEY_STALE_GRACE: Duration = crate::api_keys::KEY_STALE_GRACE;
 
 /// API keys checked by the Auth service's `AuthenticateApiKey`, with the
 /// answers kept [`REMOTE_KEY_TTL`] per key and client address.
@@ -163,7 +167,8 @@ impl GrpcKeyChecker {
 impl KeyChecker for GrpcKeyChecker {
     async fn check(&self, key: &str, client: Option<IpAddr>) -> Result<KeyPrincipal, AuthError> {
         let cache_key = (key.to_owned(), client);
-        if let Some((at, principal)) = self.cache.get(&cache_key)
+        let earlier = self.cache.get(&cache_key);
+        if let Some((at, principal)) = &earlier
             && at.elapsed() < REMOTE_KEY_TTL
         {
             return Ok(principal.as_ref().clone());
@@ -181,10 +186,19 @@ impl KeyChecker for GrpcKeyChecker {
                         AuthError::InvalidToken
                     }
                     tonic::Code::PermissionDenied => AuthError::AddressNotAllowed,
-                    _ => AuthError::Unavailable(format!(
-                        "the auth service could not check the API key: {}",
-                        status.message()
-                    )),
+                    _ => match earlier {
+                        Some((at, principal)) if at.elapsed() < REMOTE_KEY_STALE_GRACE => {
+                            tracing::warn!(
+                                code = ?status.code(),
+                                "the auth service could not check an API key; using its last answer"
+                            );
+                            return Ok(principal.as_ref().clone());
+                        }
+                        _ => AuthError::Unavailable(format!(
+                            "the auth service could not check the API key: {}",
+                            status.message()
+                        )),
+                    },
                 });
             }
         };

@@ -31,6 +31,11 @@ use crate::{
 /// How long a checked key is trusted without reading it again: the longest
 /// a revocation made on another replica, or a disabled user, goes unseen.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a key read earlier keeps working, as last read, while the
+/// gateway database does not answer: a database restart does not lock out
+/// every caller, and a revocation during an outage waits at most this long
+/// on replicas that read the key before it.
+pub const KEY_STALE_GRACE: Duration = Duration::from_secs(600);
 /// How many keys the cache holds.
 const KEY_CACHE_CAPACITY: usize = 100_000;
 /// The shortest gap between two writes of a key's last-use time.
@@ -363,15 +368,25 @@ impl ApiKeys {
         let presented = PresentedKey::parse(presented).ok_or(AuthError::InvalidToken)?;
         let cached = match self.cache.get(presented.prefix) {
             Some(cached) if cached.loaded_at.elapsed() < self.ttl => cached,
-            _ => {
-                let loaded = self
-                    .load(presented.prefix)
-                    .await?
-                    .ok_or(AuthError::InvalidToken)?;
-                self.cache
-                    .insert(presented.prefix.to_owned(), Arc::clone(&loaded));
-                loaded
-            }
+            earlier => match self.load(presented.prefix).await {
+                Ok(loaded) => {
+                    let loaded = loaded.ok_or(AuthError::InvalidToken)?;
+                    self.cache
+                        .insert(presented.prefix.to_owned(), Arc::clone(&loaded));
+                    loaded
+                }
+                Err(error) => match earlier {
+                    Some(earlier) if earlier.loaded_at.elapsed() < KEY_STALE_GRACE => {
+                        tracing::warn!(
+                            prefix = presented.prefix,
+                            error = %error,
+                            "the gateway database did not answer; the API key is checked as last read"
+                        );
+                        earlier
+                    }
+                    _ => return Err(error),
+                },
+            },
         };
         let key = &cached.key;
         let usable = presented.matches(&cached.digest)

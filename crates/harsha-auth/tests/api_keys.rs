@@ -25,6 +25,7 @@ harsha_testkit::on_sqlite_and_postgres!(
     revoked_expired_and_disabled_keys_stop_working,
     keys_list_without_secrets_and_record_their_last_use,
     plans_are_listed_and_set,
+    a_key_read_earlier_works_while_the_database_is_away,
 );
 
 struct Fixture {
@@ -393,4 +394,31 @@ async fn plans_are_listed_and_set(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(key.plan, "wholesale");
+}
+
+async fn a_key_read_earlier_works_while_the_database_is_away(engine: Engine) {
+    let f = fixture(engine).await;
+    let crm = f.user("crm", "sales").await;
+    let mut open = request(&crm);
+    open.allowed_cidrs.clear();
+    let (_, secret) = f.key(open).await.unwrap();
+    let (_, unread) = f.key(request(&crm)).await.unwrap();
+    // A replica whose entries are due for a fresh read at once.
+    let replica = ApiKeys::with_cache_ttl(f.database.db.pg_pool().unwrap(), Duration::ZERO);
+    let now = Utc::now();
+    let first = replica
+        .authenticate(&secret, None, None, now)
+        .await
+        .unwrap();
+    f.database.db.close().await;
+    // The database is gone: the key read before still works as it was…
+    let again = replica
+        .authenticate(&secret, None, None, now)
+        .await
+        .unwrap();
+    assert_eq!(again.key_id, first.key_id);
+    assert_eq!(again.scopes, first.scopes);
+    // …a key never read cannot be checked, and says the database is why.
+    let refused = replica.authenticate(&unread, None, None, now).await;
+    assert!(matches!(refused, Err(AuthError::Store(_))), "{refused:?}");
 }

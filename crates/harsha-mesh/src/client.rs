@@ -169,6 +169,26 @@ impl ServiceClient {
                     self.timeout.as_millis()
                 ))),
             };
+        // This client never cancels a call it still waits for, so a
+        // CANCELLED answer is the server giving up: at the deadline it sent
+        // (tonic answers "Timeout expired"), or while shutting down.
+        let answer = answer.map_err(|status| {
+            if status.code() != tonic::Code::Cancelled {
+                status
+            } else if started.elapsed() >= self.timeout.mul_f32(0.9) {
+                Status::deadline_exceeded(format!(
+                    "{}/{rpc} did not answer within {} ms",
+                    self.service,
+                    self.timeout.as_millis()
+                ))
+            } else {
+                Status::unavailable(format!(
+                    "{}/{rpc} was cancelled by the service: {}",
+                    self.service,
+                    status.message()
+                ))
+            }
+        });
         let code = answer
             .as_ref()
             .map_or_else(Status::code, |_| tonic::Code::Ok);
@@ -181,5 +201,58 @@ impl ServiceClient {
         )
         .record(started.elapsed().as_secs_f64());
         answer.map(tonic::Response::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{balance::Strategy, breaker::BreakerSettings};
+
+    fn client(timeout: Duration) -> ServiceClient {
+        let upstreams = Upstreams::new(
+            vec![(
+                "harsha.test.v1.TestService".into(),
+                "http://127.0.0.1:9".into(),
+            )],
+            Strategy::WeightedRoundRobin,
+            BreakerSettings::default(),
+        )
+        .expect("upstreams");
+        ServiceClient::new(upstreams, "harsha.test.v1.TestService", None, timeout).expect("client")
+    }
+
+    async fn answer_after(
+        client: &ServiceClient,
+        wait: Duration,
+        status: Status,
+    ) -> Result<(), Status> {
+        client
+            .call(&CallContext::default(), "Slow", (), |_, _| async move {
+                tokio::time::sleep(wait).await;
+                Err::<tonic::Response<()>, _>(status)
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_server_giving_up_at_the_deadline_reads_as_deadline_exceeded() {
+        let client = client(Duration::from_millis(100));
+        let late = answer_after(
+            &client,
+            Duration::from_millis(95),
+            Status::cancelled("Timeout expired"),
+        )
+        .await
+        .expect_err("refused");
+        assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
+        let early = answer_after(&client, Duration::ZERO, Status::cancelled("shutting down"))
+            .await
+            .expect_err("refused");
+        assert_eq!(early.code(), tonic::Code::Unavailable, "{early:?}");
+        let refused = answer_after(&client, Duration::ZERO, Status::invalid_argument("qty"))
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     }
 }
