@@ -13,10 +13,10 @@ server spent per request. Needs a release build (`cargo build --release
 
   .venv/bin/python scripts/bench_edge.py [--seconds 15] [--connections 16]
 
-With --telemetry, instead runs (b) three times on fresh meshes: tracing
-spans off (RUST_LOG=off), on (RUST_LOG=info, nothing exported), and on with
-OTLP/HTTP export to a local collector sampling --sample (0.1) of traces,
-and prints each rate and the share of the rate each costs.
+With --telemetry, instead runs (b) on fresh meshes with tracing spans off
+(RUST_LOG=off), on (RUST_LOG=info, nothing exported), and on with OTLP/HTTP
+export to a local collector sampling --sample (0.1) of traces, interleaved
+--rounds (3) times, and prints the median rates and the share each costs.
 """
 
 import argparse
@@ -174,15 +174,18 @@ def through_edge(edge: str, token: str, pids: list, flags: list) -> dict:
                          capture_output=True, text=True, check=True).stdout
     result = parse_wrk(out)
     result["cpu_us"] = (cpu_seconds(pids) - before) * 1e6 / max(result["requests"], 1)
+    result["p99_ms"] = result["ms"].get("99")
     return result
 
 
 PROFILE = "/v1/customers/CUST-0003/profile"
 
 
-def telemetry(binary: Path, work: Path, flags: list, ratio: float) -> dict:
+def telemetry(binary: Path, work: Path, flags: list, ratio: float, rounds: int) -> dict:
     """The edge's REST rate with tracing spans off (RUST_LOG=off), on
-    (info, nothing exported), and on with OTLP export sampling `ratio`."""
+    (info, nothing exported), and on with OTLP export sampling `ratio`;
+    the three interleaved `rounds` times, so drift on a shared machine
+    falls on each alike. Costs compare the median rates."""
     collector = DiscardingCollector()
     runs = {
         "spans_off": {"RUST_LOG": "off"},
@@ -190,17 +193,27 @@ def telemetry(binary: Path, work: Path, flags: list, ratio: float) -> dict:
         "otlp_export": {"RUST_LOG": "info", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
                         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)},
     }
-    results = {}
+    samples = {name: [] for name in runs}
     try:
-        for name, env in runs.items():
-            with bench_mesh(binary, work, env) as (edge, token, _, pids):
-                http("GET", f"{edge}{PROFILE}", token=token)
-                results[name] = through_edge(edge, token, pids, flags)
+        for _ in range(rounds):
+            for name, env in runs.items():
+                with bench_mesh(binary, work, env) as (edge, token, _, pids):
+                    http("GET", f"{edge}{PROFILE}", token=token)
+                    samples[name].append(through_edge(edge, token, pids, flags))
     finally:
         collector.close()
-    base = results["spans_off"]["rps"]
-    results["cost_spans_on"] = round(1 - results["spans_on"]["rps"] / base, 3)
-    results["cost_otlp_export"] = round(1 - results["otlp_export"]["rps"] / base, 3)
+
+    def median(name, key):
+        values = sorted(run[key] for run in samples[name])
+        return values[len(values) // 2]
+
+    results = {name: {"rps": [run["rps"] for run in runs_of], "median_rps": median(name, "rps"),
+                      "median_cpu_us": round(median(name, "cpu_us"), 1),
+                      "median_p99_ms": median(name, "p99_ms")}
+               for name, runs_of in samples.items()}
+    base = results["spans_off"]["median_rps"]
+    results["cost_spans_on"] = round(1 - results["spans_on"]["median_rps"] / base, 3)
+    results["cost_otlp_export"] = round(1 - results["otlp_export"]["median_rps"] / base, 3)
     results["sample_ratio"] = ratio
     results["otlp_exports_received"] = collector.exports
     return results
@@ -213,6 +226,7 @@ def main():
     parser.add_argument("--telemetry", action="store_true",
                         help="compare the edge's rate with spans off, on, and exported over OTLP (sampled)")
     parser.add_argument("--sample", type=float, default=0.1, help="the sampling ratio of the OTLP run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the telemetry comparison")
     args = parser.parse_args()
     binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "harsha"
     for tool in ("h2load", "wrk", "nginx"):
@@ -222,7 +236,7 @@ def main():
     nginx = None
     try:
         if args.telemetry:
-            print(json.dumps(telemetry(binary, work, flags, args.sample), indent=2))
+            print(json.dumps(telemetry(binary, work, flags, args.sample, args.rounds), indent=2))
             return
         ports = {name: free_port() for name in ("nginx", "origin")}
         with bench_mesh(binary, work, {}) as (edge, token, customer_port, pids):

@@ -7,7 +7,9 @@
 #      PostgreSQL) with cargo nextest;
 #   4. runs the end-to-end tests (Python grpcio and grpcurl against
 #      `harsha up`), validates the Kubernetes manifests, and checks and
-#      unit-tests the Prometheus alert rules with promtool.
+#      unit-tests the Prometheus alert rules with promtool;
+#   5. round-trips MariaDB and PostgreSQL backups on throwaway servers, and
+#      runs the disaster drill (which restarts PostgreSQL) last.
 # Set CARGO_TARGET_DIR to reuse a build directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,6 +85,10 @@ ensure_tools() {
     step "installing buf"
     (cd tools && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  if ! command -v mariabackup >/dev/null 2>&1; then
+    step "installing mariabackup (Debian's mariadb-backup package)"
+    apt_install mariadb-backup
+  fi
   if ! command -v promtool >/dev/null 2>&1; then
     step "installing promtool (Debian's prometheus package)"
     apt_install prometheus
@@ -126,3 +132,10 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "end-to-end (Python grpcio, grpcurl), Kubernetes manifests, alert rules (promtool)"
 HARSHA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/harsha" .venv/bin/pytest -q -p no:cacheprovider tests/e2e tests/k8s tests/monitoring
+
+step "database backups: MariaDB full + incremental, PostgreSQL base backup, PITR, standby"
+.venv/bin/pytest -q -p no:cacheprovider tests/backup
+
+# Last: it restarts PostgreSQL under load.
+step "disaster drill: a replica, the Sync service and PostgreSQL lost under load"
+HARSHA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/harsha" .venv/bin/pytest -q -p no:cacheprovider -rP tests/drill

@@ -36,6 +36,10 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// every caller, and a revocation during an outage waits at most this long
 /// on replicas that read the key before it.
 pub const KEY_STALE_GRACE: Duration = Duration::from_secs(600);
+/// How long re-reading a key read earlier may take before the earlier
+/// answer is used: a database that is down can keep a pool waiting for a
+/// connection for seconds, longer than callers' deadlines.
+const STALE_REFRESH_WAIT: Duration = Duration::from_millis(300);
 /// How many keys the cache holds.
 const KEY_CACHE_CAPACITY: usize = 100_000;
 /// The shortest gap between two writes of a key's last-use time.
@@ -355,6 +359,26 @@ impl ApiKeys {
         })))
     }
 
+    /// Reads a key again; when an earlier read can stand in, gives up after
+    /// [`STALE_REFRESH_WAIT`].
+    async fn reload(
+        &self,
+        prefix: &str,
+        earlier_known: bool,
+    ) -> Result<Option<Arc<CachedKey>>, AuthError> {
+        if !earlier_known {
+            return self.load(prefix).await;
+        }
+        tokio::time::timeout(STALE_REFRESH_WAIT, self.load(prefix))
+            .await
+            .unwrap_or_else(|_| {
+                Err(AuthError::Unavailable(format!(
+                    "the gateway database did not answer within {} ms",
+                    STALE_REFRESH_WAIT.as_millis()
+                )))
+            })
+    }
+
     /// Checks a presented key: known, secret right, not revoked or expired,
     /// its user active (else `InvalidToken`); used from an allowed address
     /// and holding `required` (else `PermissionDenied`/`AddressNotAllowed`).
@@ -368,7 +392,7 @@ impl ApiKeys {
         let presented = PresentedKey::parse(presented).ok_or(AuthError::InvalidToken)?;
         let cached = match self.cache.get(presented.prefix) {
             Some(cached) if cached.loaded_at.elapsed() < self.ttl => cached,
-            earlier => match self.load(presented.prefix).await {
+            earlier => match self.reload(presented.prefix, earlier.is_some()).await {
                 Ok(loaded) => {
                     let loaded = loaded.ok_or(AuthError::InvalidToken)?;
                     self.cache
