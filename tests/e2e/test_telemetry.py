@@ -264,3 +264,61 @@ def test_a_service_alone_answers_scrapes_on_its_metrics_listener(mesh):
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+
+
+def test_spans_export_over_otlp_grpc_too(mesh):
+    """`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`: a service alone exports its spans to
+    an OTLP/gRPC collector (Python's, from the OpenTelemetry protos), named
+    as the service, continuing the caller's trace."""
+    import os
+    import subprocess
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as otlp, trace_service_pb2_grpc
+
+    from conftest import harsha_binary, wait_until_serving
+    from harsha.customer.v1 import customer_pb2 as pb, customer_pb2_grpc
+
+    received = []
+
+    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802 (the protocol's name)
+            for resource_spans in request.resource_spans:
+                name = next((a.value.string_value for a in resource_spans.resource.attributes
+                             if a.key == "service.name"), None)
+                for scope in resource_spans.scope_spans:
+                    received.extend((name, span) for span in scope.spans)
+            return otlp.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+    collector_port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    address = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, HARSHA__DATABASES__ERP=f"sqlite://{mesh.data_dir}/erp.sqlite",
+               HARSHA__AUTH__ENDPOINT=f"http://{mesh.address('auth')}",
+               OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector_port}",
+               OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_BSP_SCHEDULE_DELAY="100")
+    process = subprocess.Popen([harsha_binary(), "serve", "customer", "--listen", address],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            wait_until_serving(channel, "harsha.customer.v1.CustomerService")
+            customer_pb2_grpc.CustomerServiceStub(channel).ResolveCustomerProfile(
+                pb.ResolveCustomerProfileRequest(customer="CUST-0001"),
+                metadata=mesh.metadata() + [("traceparent", f"00-{trace_id}-{caller}-01")])
+        deadline = time.monotonic() + 20
+        rpc = "/harsha.customer.v1.CustomerService/ResolveCustomerProfile"
+        while not any(span.name == rpc for _, span in received):
+            assert time.monotonic() < deadline, f"no span arrived: {[s.name for _, s in received]}"
+            time.sleep(0.2)
+        name, span = next((n, s) for n, s in received if s.name == rpc)
+        assert name == "harsha-customer"
+        assert span.trace_id.hex() == trace_id and span.parent_span_id.hex() == caller
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=30)
+        server.stop(None)
+    assert process.returncode == 0, errors

@@ -1,5 +1,5 @@
 //! The process's telemetry pipelines: the OpenTelemetry span exporter
-//! (OTLP over HTTP, configured by the standard `OTEL_*` variables) and the
+//! (OTLP over HTTP or gRPC, configured by the standard `OTEL_*` variables) and the
 //! Prometheus recorder every `metrics::` call in the mesh writes to, served
 //! at `/metrics` by the edge or by a listener of its own.
 
@@ -33,7 +33,9 @@ fn exporting() -> bool {
     !disabled && endpoint && exporter.eq_ignore_ascii_case("otlp")
 }
 
-/// The span exporter and the tracer that feeds it, when exporting. The
+/// The span exporter and the tracer that feeds it, when exporting: OTLP
+/// over gRPC when `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL` is `grpc`, else
+/// over HTTP (protobuf, or JSON with `http/json`). The
 /// process reports as `service.name` = `process` unless `OTEL_SERVICE_NAME`
 /// (or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`) names it; sampling
 /// follows `OTEL_TRACES_SAMPLER` (parent-based, always on, by default).
@@ -45,17 +47,18 @@ pub fn span_exporter(process: String) -> Option<(SdkTracerProvider, SdkTracer)> 
     let protocol = set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_default();
-    if protocol.eq_ignore_ascii_case("grpc") {
-        eprintln!(
-            "traces are not exported: OTLP over gRPC is not built in; set \
-             OTEL_EXPORTER_OTLP_PROTOCOL to http/protobuf or http/json"
-        );
-        return None;
-    }
-    let exporter = match opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()
-    {
+    // Built inside the runtime: the gRPC exporter's channel runs on it,
+    // and the batch processor's thread hands it spans.
+    let built = if protocol.eq_ignore_ascii_case("grpc") {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+    } else {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+    };
+    let exporter = match built {
         Ok(exporter) => exporter,
         Err(error) => {
             eprintln!("traces are not exported: {error}");
