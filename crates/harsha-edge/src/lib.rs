@@ -563,7 +563,8 @@ impl Edge {
                 .await;
         }
         // Reads may be retried once, on another pick, within the budget;
-        // anything else goes out once.
+        // writes only when the first try certainly never reached the
+        // service (no connection could be made), so none is applied twice.
         let idempotent = parts.method == http::Method::GET;
         let started = std::time::Instant::now();
         self.retries.deposit(started);
@@ -574,7 +575,7 @@ impl Edge {
         };
         let outcome = loop {
             facts.route_id = endpoint.route_id.clone();
-            let last_try = !idempotent || retried;
+            let last_try = retried;
             let Some((metadata, message)) = (if last_try {
                 spare.take()
             } else {
@@ -591,7 +592,12 @@ impl Edge {
                 route,
             )
             .await;
-            if last_try || !outcome.worth_retrying() || remaining <= MIN_RETRY_TIME {
+            let may_retry = if idempotent {
+                outcome.worth_retrying()
+            } else {
+                outcome.never_sent()
+            };
+            if last_try || !may_retry || remaining <= MIN_RETRY_TIME {
                 break outcome;
             }
             // Another endpoint, and room in the budget, or the answer stands.
@@ -603,7 +609,7 @@ impl Edge {
                 metrics::counter!("harsha_edge_retries_refused_total").increment(1);
                 break outcome;
             }
-            tracing::info!(%service, from = %endpoint.url, to = %other.url, "retrying a read");
+            tracing::info!(%service, from = %endpoint.url, to = %other.url, "retrying");
             metrics::counter!("harsha_edge_retries_total").increment(1);
             retried = true;
             endpoint = other;
@@ -799,6 +805,35 @@ impl Attempt {
             Self::Answered(Ok(_)) => false,
         }
     }
+
+    /// Whether the call certainly never reached the service: nothing was
+    /// sent, or the connection for it could not be made.
+    fn never_sent(&self) -> bool {
+        match self {
+            Self::Unsent(_) => true,
+            Self::Answered(Err(status)) => {
+                status.code() == Code::Unavailable && connection_refused(status)
+            }
+            Self::Answered(Ok(_)) => false,
+        }
+    }
+}
+
+/// Whether `status` reports a connection that could not be made (hyper's
+/// connector says "tcp connect error"), anywhere in its chain of causes.
+fn connection_refused(status: &tonic::Status) -> bool {
+    const CONNECT_FAILED: &str = "tcp connect error";
+    if status.message().starts_with(CONNECT_FAILED) {
+        return true;
+    }
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if error.to_string().starts_with(CONNECT_FAILED) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Leave from `endpoint`'s breaker, the call counted in flight, and a
