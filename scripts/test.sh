@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh clone:
 #   1. starts MariaDB, PostgreSQL and Redis when they are down (installing them with
 #      apt-get only where they are missing);
-#   2. checks formatting, clippy, and the contracts (buf lint, buf breaking);
+#   2. checks formatting, clippy, the supply chain (cargo deny: licences and
+#      bans, offline; no unsafe code) and the contracts (buf lint, buf breaking);
 #   3. runs every Rust test (unit, behaviour suites on SQLite, MariaDB and
 #      PostgreSQL) with cargo nextest;
 #   4. runs the end-to-end tests (Python grpcio and grpcurl against
@@ -93,6 +94,10 @@ ensure_tools() {
     step "installing promtool (Debian's prometheus package)"
     apt_install prometheus
   fi
+  if ! cargo deny --version >/dev/null 2>&1; then
+    step "installing cargo-deny"
+    cargo install --locked cargo-deny
+  fi
   if ! cargo nextest --version >/dev/null 2>&1; then
     step "installing cargo-nextest"
     cargo install --locked cargo-nextest
@@ -115,6 +120,18 @@ cargo fmt --all --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "supply chain: cargo deny (licences, bans; offline) and no unsafe code"
+cargo deny --offline --log-level error check licenses bans
+for crate in crates/*/; do
+  # Every crate forbids `unsafe`: through the workspace lints, or (the
+  # generated code) with its own attribute.
+  if ! grep -A1 '^\[lints\]' "$crate/Cargo.toml" | grep -q 'workspace = true' &&
+    ! grep -q '^#!\[forbid(unsafe_code)\]' "$crate/src/lib.rs"; then
+    echo "$crate does not forbid unsafe code" >&2
+    exit 1
+  fi
+done
 
 step "buf lint"
 tools/node_modules/.bin/buf lint

@@ -7,6 +7,8 @@
 //! helpers in [`convert`], the request metadata names in [`metadata`] and
 //! the lookup in [`access`].
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
+// Generated code takes none of the workspace lints but this one.
+#![forbid(unsafe_code)]
 
 pub mod convert;
 pub mod metadata;
