@@ -260,24 +260,14 @@ impl Database {
     /// not migrate at start-up waits for this to reach zero before it reports
     /// itself ready.
     pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let table = format!("_harsha_migrations_{}", self.role.name());
-        let sql = sqlx::AssertSqlSafe(format!("SELECT version FROM {table} WHERE success = TRUE"));
-        let applied: Result<Vec<i64>, sqlx::Error> = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-            Pool::MySql(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-        };
-        let applied = match applied {
-            Ok(applied) => applied,
-            // No migration table: nothing is applied.
-            Err(sqlx::Error::Database(_)) => Vec::new(),
-            Err(other) => return Err(other.into()),
-        };
+        use crate::integrity::MigrationState;
+
+        // A migration recorded as failed is still to be applied.
         Ok(self
-            .migrator()
+            .migration_status()
+            .await?
             .iter()
-            .filter(|migration| !migration.migration_type.is_down_migration())
-            .filter(|migration| !applied.contains(&migration.version))
+            .filter(|s| matches!(s.state, MigrationState::Pending | MigrationState::Failed))
             .count())
     }
 

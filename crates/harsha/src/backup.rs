@@ -34,10 +34,6 @@ struct RoleCopy {
     bytes: u64,
 }
 
-fn database_file(data_dir: &Path, role: Role) -> PathBuf {
-    data_dir.join(format!("{}.sqlite", role.name()))
-}
-
 /// Copies each role's SQLite database under `settings.data_dir` into the
 /// new folder `to`.
 pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<()> {
@@ -47,14 +43,17 @@ pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     let mut roles = Vec::new();
     for role in Role::ALL {
-        let source = database_file(&settings.data_dir, role);
+        let source = settings.embedded_file(role);
         if !source.exists() {
             anyhow::bail!("{} does not exist: nothing to back up", source.display());
         }
         let database = Database::connect(role, &settings.embedded_url(role), &settings.pool)
             .await
             .with_context(|| format!("opening {}", source.display()))?;
-        let file = format!("{}.sqlite", role.name());
+        let file = source
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .context("a database file without a name")?;
         let target = to.join(&file);
         let copied = match database.pool() {
             Pool::Sqlite(pool) => harsha_store::sqlx::query("VACUUM INTO ?")
@@ -107,8 +106,7 @@ pub async fn restore(settings: &Settings, from: &Path, force: bool) -> anyhow::R
     .with_context(|| format!("reading {}", from.join(MANIFEST).display()))?;
     let data_dir = &settings.data_dir;
     for role in Role::ALL {
-        let live = database_file(data_dir, role);
-        let wal = live.with_extension("sqlite-wal");
+        let wal = settings.embedded_file(role).with_extension("sqlite-wal");
         if wal.exists() && !force {
             anyhow::bail!(
                 "{} exists: stop the mesh before restoring (or pass --force)",
@@ -132,7 +130,7 @@ pub async fn restore(settings: &Settings, from: &Path, force: bool) -> anyhow::R
         }
     }
     for (role, path) in staged {
-        let live = database_file(data_dir, role);
+        let live = settings.embedded_file(role);
         for stale in ["sqlite-wal", "sqlite-shm"] {
             let _ = std::fs::remove_file(live.with_extension(stale));
         }
@@ -158,7 +156,9 @@ async fn stage(
         .role
         .parse()
         .map_err(|e| anyhow::anyhow!("manifest role {}: {e}", copy.role))?;
-    let staged = database_file(&settings.data_dir, role).with_extension("sqlite-restoring");
+    let staged = settings
+        .embedded_file(role)
+        .with_extension("sqlite-restoring");
     std::fs::copy(from.join(&copy.file), &staged)
         .with_context(|| format!("copying {}", from.join(&copy.file).display()))?;
     let url = format!("sqlite://{}", staged.display());

@@ -716,11 +716,12 @@ impl Settings {
     }
 
     pub fn embedded_url(&self, role: Role) -> String {
-        format!(
-            "sqlite://{}/{}.sqlite",
-            self.data_dir.display(),
-            role.name()
-        )
+        format!("sqlite://{}", self.embedded_file(role).display())
+    }
+
+    /// The SQLite file of `role` under `data_dir` (`harsha up`'s).
+    pub fn embedded_file(&self, role: Role) -> PathBuf {
+        self.data_dir.join(format!("{}.sqlite", role.name()))
     }
 }
 
